@@ -1,0 +1,130 @@
+"""`srgan train` and `srgan export`: option parsing only; TensorFlow is imported inside the commands."""
+
+import os
+from enum import Enum
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.progress import TextColumn
+
+from srgan_cli.cli import app, run_or_exit
+from srgan_cli.config import TrainConfig
+from srgan_cli.console import info_line, make_progress
+
+
+class Phase(str, Enum):
+    pretrain = "pretrain"
+    gan = "gan"
+
+
+class ContentLoss(str, Enum):
+    vgg54 = "vgg54"
+    vgg22 = "vgg22"
+    mse = "mse"
+
+
+class PixelLoss(str, Enum):
+    mse = "mse"
+    l1 = "l1"
+
+
+class Strategy(str, Enum):
+    auto = "auto"
+    default = "default"
+    mirrored = "mirrored"
+    multiworker = "multiworker"
+
+
+def quiet_tensorflow():
+    """Keep TensorFlow's C++ start-up chatter off the terminal (must run before it is imported)."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+
+def _train_progress(quiet, total):
+    progress = make_progress(quiet, TextColumn("{task.fields[stats]}"))
+    task = progress.add_task("train", total=total, stats="")
+    plain = quiet is False and not progress.live.is_started and progress.disable
+
+    def update(step, steps, row):
+        losses = " ".join(f"{k} {row[k]:.4g}" for k in ("g_loss", "d_loss") if row.get(k) is not None)
+        psnr = f" val {row['val_psnr']:.2f} dB" if row.get("val_psnr") else ""
+        progress.update(task, completed=step, total=steps, stats=f"{losses}{psnr}")
+        if plain and (step % 100 == 0 or step == steps):
+            info_line(f"step {step}/{steps} {losses}{psnr} ({row.get('seconds', 0):.0f} s)")
+    return progress, update
+
+
+@app.command()
+def train(
+    data: Annotated[Optional[Path], typer.Option(help="Folder tree of training photos.")] = None,
+    name: Annotated[str, typer.Option(help="Run name: the run folder is RUNS/NAME.")] = "srgan",
+    runs: Annotated[Path, typer.Option(help="Folder holding run folders.")] = Path("runs"),
+    phase: Annotated[Phase, typer.Option(help="pretrain: SRResNet with pixel loss; gan: adversarial.")] = Phase.pretrain,
+    steps: Annotated[int, typer.Option(min=1, help="Total steps of the run (raise it with --resume to extend).")] = 100_000,
+    batch_size: Annotated[int, typer.Option(min=1, help="Global batch size.")] = 16,
+    hr_size: Annotated[int, typer.Option(min=8, help="HR crop side (multiple of 4).")] = 96,
+    lr: Annotated[float, typer.Option(help="Adam learning rate.")] = 1e-4,
+    lr_decay_every: Annotated[Optional[int], typer.Option(help="Multiply lr by --lr-decay-factor every N steps "
+                                                          "(default: never for pretrain, half the steps for gan).")] = None,
+    lr_decay_factor: Annotated[float, typer.Option(help="Learning-rate decay factor.")] = 0.1,
+    blocks: Annotated[int, typer.Option(min=1, help="Residual blocks of the generator.")] = 16,
+    channels: Annotated[int, typer.Option(min=4, help="Feature channels of the generator.")] = 64,
+    pixel_loss: Annotated[PixelLoss, typer.Option(help="Pretraining pixel loss.")] = PixelLoss.mse,
+    content_loss: Annotated[ContentLoss, typer.Option(help="GAN content loss.")] = ContentLoss.vgg54,
+    adv_weight: Annotated[float, typer.Option(help="Weight of the adversarial loss.")] = 1e-3,
+    vgg_weights: Annotated[Optional[Path], typer.Option(help="VGG19 notop .h5 weights file (else ImageNet download).")] = None,
+    init: Annotated[Optional[Path], typer.Option(help="Start from these generator weights (.weights.h5, .keras or run folder).")] = None,
+    val: Annotated[Optional[Path], typer.Option(help="Validation folder (PSNR/SSIM on Y).")] = None,
+    val_every: Annotated[int, typer.Option(min=1)] = 1000,
+    checkpoint_every: Annotated[int, typer.Option(min=1)] = 500,
+    sample_every: Annotated[int, typer.Option(min=0, help="Write a sample image every N steps (0: never).")] = 1000,
+    seed: Annotated[int, typer.Option()] = 0,
+    strategy: Annotated[Strategy, typer.Option(help="tf.distribute strategy.")] = Strategy.auto,
+    mixed_precision: Annotated[bool, typer.Option(help="mixed_float16 (GPUs).")] = False,
+    resume: Annotated[bool, typer.Option(help="Continue the run in RUNS/NAME from its checkpoint.")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q")] = False,
+):
+    """Train the SRResNet generator (pretrain) or the full SRGAN (gan) from a folder of photos."""
+    if data is None and not resume:
+        raise typer.BadParameter("--data is required (a folder of photos)", param_hint="--data")
+    if hr_size % 4:
+        raise typer.BadParameter("must be a multiple of 4", param_hint="--hr-size")
+    if lr_decay_every is None:
+        lr_decay_every = steps // 2 if phase == Phase.gan else 0
+    config = TrainConfig(
+        data=str(data or ""), phase=phase.value, steps=steps, batch_size=batch_size, hr_size=hr_size, lr=lr,
+        lr_decay_every=lr_decay_every, lr_decay_factor=lr_decay_factor, blocks=blocks, channels=channels,
+        pixel_loss=pixel_loss.value, content_loss=content_loss.value, adv_weight=adv_weight,
+        vgg_weights=str(vgg_weights) if vgg_weights else "imagenet", init=str(init or ""), val=str(val or ""),
+        val_every=val_every, checkpoint_every=checkpoint_every, sample_every=sample_every, seed=seed,
+        strategy=strategy.value, mixed_precision=mixed_precision)
+    quiet_tensorflow()
+    from srgan_cli.train import train as run_training
+
+    progress, update = _train_progress(quiet, steps)
+    with progress:
+        step = run_or_exit(run_training, config, runs / name, resume=resume, progress=update)
+    info_line(f"stopped at step {step}; run folder {runs / name}", quiet)
+
+
+class Which(str, Enum):
+    best = "best"
+    latest = "latest"
+
+
+@app.command()
+def export(
+    source: Annotated[Path, typer.Argument(help="Run folder, .keras file, or .weights.h5 with its config.json.")],
+    output: Annotated[Path, typer.Option("--output", "-o", help="ONNX file to write.")] = Path("model.onnx"),
+    which: Annotated[Which, typer.Option(help="In a run folder: the best (validation PSNR) or latest generator.")] = Which.best,
+    fp16: Annotated[bool, typer.Option(help="Store float16 weights (for GPUs); I/O stays float32.")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q")] = False,
+):
+    """Convert a trained generator to ONNX, verified against Keras before it is written."""
+    quiet_tensorflow()
+    from srgan_cli.export import export as export_model
+
+    result = run_or_exit(export_model, source, output, which.value, fp16)
+    info_line(f"wrote {output}: max |onnx - keras| = {result['max_abs_diff']:.2e} "
+              f"(tolerance {result['tolerance']:g}), {result['nodes']} nodes", quiet)

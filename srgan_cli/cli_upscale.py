@@ -1,0 +1,143 @@
+"""`srgan upscale` and `srgan evaluate`: option parsing and reporting only (never imports TensorFlow)."""
+
+import json
+import logging
+import sys
+from enum import Enum
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.progress import ProgressColumn
+from rich.text import Text
+
+from srgan_cli.cli import app, run_or_exit
+from srgan_cli.console import error_line, info_line, make_progress
+from srgan_cli.errors import UsageError
+
+log = logging.getLogger("srgan")
+
+
+class OutFormat(str, Enum):
+    png = "png"
+    jpg = "jpg"
+    webp = "webp"
+    tiff = "tiff"
+
+
+class AlphaMode(str, Enum):
+    bicubic = "bicubic"
+    model = "model"
+
+
+class MegapixelRate(ProgressColumn):
+    """LR megapixels per second of the task."""
+
+    def render(self, task):
+        return Text(f"{(task.speed or 0) / 1e6:.2f} MP/s" if task.fields.get("pixels") else "")
+
+
+def parse_tile(text):
+    """--tile: 'auto' (sized from memory) or a whole number of LR pixels (0: whole image)."""
+    if text == "auto":
+        return None
+    if text.isdigit():
+        return int(text)
+    raise UsageError(f"--tile {text}: use a whole number of LR pixels, 0 (whole image) or auto")
+
+
+def _image_pixels(path):
+    from PIL import Image
+    try:
+        with Image.open(path) as im:
+            return im.size[0] * im.size[1]
+    except Exception:
+        return 0
+
+
+class Reporter:
+    """Turns outcomes into progress, JSON lines, one line per failure and the final counts."""
+
+    def __init__(self, progress, as_json, quiet):
+        self.progress, self.as_json, self.quiet = progress, as_json, quiet
+        self.counts = {"done": 0, "skipped": 0, "failed": 0}
+        self.files = progress.add_task("files", total=0)
+        self.pixels = progress.add_task("pixels", total=0, pixels=True)
+
+    def __call__(self, outcome):
+        self.counts[outcome.status] += 1
+        self.progress.advance(self.files)
+        if self.as_json:
+            print(json.dumps(outcome.as_dict()), flush=True)
+        if outcome.status == "failed":
+            error_line(f"{outcome.job.source}: {outcome.reason}")
+        elif outcome.notes and not self.quiet:
+            info_line(f"note: {outcome.job.source}: {'; '.join(outcome.notes)}")
+
+    def on_window(self, lr_pixels):
+        self.progress.advance(self.pixels, lr_pixels)
+
+
+def _upscaler(model, device, tile, tile_pad, tta, alpha, threads, scale, layout, value_range, quiet):
+    from srgan_cli.inference import Upscaler
+    upscaler = Upscaler(model, device=device, tile=parse_tile(tile), tile_pad=tile_pad, tta=tta, alpha=alpha,
+                        threads=threads, scale=scale, layout=layout, value_range=value_range)
+    if device == "auto":
+        info_line(f"device: {upscaler.device}", quiet)
+    return upscaler
+
+
+@app.command()
+def upscale(
+    inputs: Annotated[list[Path], typer.Argument(help="Image files and/or folders (walked recursively).",
+                                                 show_default=False)],
+    output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Output file (one input) or folder. "
+                                                   "Default: <stem>_x4.<ext> beside each input.")] = None,
+    model: Annotated[Optional[Path], typer.Option(help="ONNX model (default: the shipped model).")] = None,
+    device: Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N.")] = "auto",
+    tile: Annotated[str, typer.Option(help="Tile side in LR pixels, 0 for whole image, or auto.")] = "192",
+    tile_pad: Annotated[int, typer.Option(min=0, help="Context pixels per tile side.")] = 24,
+    outscale: Annotated[Optional[float], typer.Option(min=0.01, help="Final scale if not the model's (e.g. 2, 3.5).")] = None,
+    tta: Annotated[bool, typer.Option(help="Average the 8 flips/rotations (8x slower).")] = False,
+    alpha: Annotated[AlphaMode, typer.Option(help="How transparency is upscaled.")] = AlphaMode.bicubic,
+    suffix: Annotated[str, typer.Option(help="Added to output file names in folders.")] = "_x4",
+    format: Annotated[Optional[OutFormat], typer.Option("--format", help="Output format (default: the input's).")] = None,
+    quality: Annotated[int, typer.Option(min=1, max=100, help="JPEG/WebP quality.")] = 95,
+    overwrite: Annotated[bool, typer.Option(help="Replace existing outputs.")] = False,
+    skip_existing: Annotated[bool, typer.Option(help="Skip inputs whose output exists (resume a batch).")] = False,
+    max_pixels: Annotated[int, typer.Option(min=1, help="Refuse larger images (decompression bombs).")] = 200_000_000,
+    shard: Annotated[Optional[str], typer.Option(help="Process only part K of N of the inputs: K/N.")] = None,
+    threads: Annotated[Optional[int], typer.Option(min=1, help="CPU threads (default: CPUs available).")] = None,
+    scale: Annotated[Optional[int], typer.Option(min=1, help="Model scale, for models without srgan metadata.")] = None,
+    layout: Annotated[Optional[str], typer.Option(help="NHWC or NCHW, for models without metadata.")] = None,
+    value_range: Annotated[Optional[str], typer.Option("--range", help="0,1 or 0,255 or -1,1 (models without metadata).")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON line per file on stdout.")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Only errors.")] = False,
+):
+    """Upscale photos 4x: files, folders (tree mirrored under -o), any mode, seamless tiles."""
+    from srgan_cli import batch
+
+    if overwrite and skip_existing:
+        raise typer.BadParameter("choose one of --overwrite and --skip-existing", param_hint="--overwrite")
+    options = batch.Options(out=output, suffix=suffix, fmt=format.value if format else None, quality=quality,
+                            overwrite=overwrite, skip_existing=skip_existing, max_pixels=max_pixels)
+    jobs, ignored = run_or_exit(batch.collect_jobs, inputs, options)
+    if shard:
+        jobs = batch.shard_jobs(jobs, *run_or_exit(batch.parse_shard, shard))
+    upscaler = run_or_exit(_upscaler, model, device, tile, tile_pad, tta, alpha.value, threads, scale, layout,
+                           value_range, quiet)
+    step = lambda photo, on_window: upscaler.upscale_photo(photo, outscale, on_window)  # noqa: E731
+    with make_progress(quiet or as_json, MegapixelRate()) as progress:
+        reporter = Reporter(progress, as_json, quiet)
+        progress.update(reporter.files, total=len(jobs))
+        progress.update(reporter.pixels, total=sum(_image_pixels(j.source) for j in jobs) if jobs else 0)
+        try:
+            batch.run_batch(jobs, step, options, reporter, reporter.on_window)
+        except KeyboardInterrupt:
+            error_line("interrupted: finished files are complete, no partial file was left")
+            raise typer.Exit(130) from None
+    counts = reporter.counts
+    summary = f"{counts['done']} done, {counts['skipped']} skipped, {counts['failed']} failed"
+    info_line(summary + (f" ({ignored} non-image files ignored)" if ignored else ""), quiet or as_json)
+    if counts["failed"]:
+        raise typer.Exit(1)

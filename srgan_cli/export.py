@@ -1,0 +1,174 @@
+"""Export a trained generator to ONNX (tf2onnx): [0,1] NHWC contract, named dims, metadata, verified against Keras."""
+
+import json
+from pathlib import Path
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from srgan_cli.config import TrainConfig
+from srgan_cli.errors import SrganError
+from srgan_cli.imaging import write_atomic
+from srgan_cli.layers import Rescale
+from srgan_cli.networks import SCALE, build_generator
+
+OPSET = 17
+TOLERANCE = {False: 1e-4, True: 2e-2}  # fp32, fp16 weights
+CHECK_SHAPES = ((1, 23, 37, 3), (2, 31, 18, 3))
+
+
+def _config_near(path):
+    for candidate in (path.parent / "config.json", path.parent.parent / "config.json"):
+        if candidate.is_file():
+            return TrainConfig.load(candidate)
+    raise SrganError(f"{path}: a .weights.h5 needs the run's config.json beside it")
+
+
+def load_generator(source, which="best"):
+    """Generator and its training config from a run folder, a .keras file or a .weights.h5 file.
+
+    Args:
+        source (str | Path): run folder, .keras or .weights.h5.
+        which (str): in a run folder, 'best' (by validation PSNR, when kept) or 'latest'.
+
+    Returns:
+        tuple: (float32 keras.Model generator, TrainConfig or None, state dict).
+    """
+    path = Path(source)
+    state = {}
+    if path.is_dir():
+        state_file = path / "checkpoint" / "state.json"
+        state = json.loads(state_file.read_text()) if state_file.is_file() else {}
+        best = path / "best_generator.weights.h5"
+        path = best if which == "best" and best.is_file() else path / "generator.weights.h5"
+        if path.name.startswith("best"):
+            state = {**state, "step": state.get("best_step", state.get("step"))}
+    if not path.is_file():
+        raise SrganError(f"{source}: no generator found (expected a run folder, .keras or .weights.h5)")
+    try:
+        if path.suffix == ".keras":
+            loaded = keras.saving.load_model(path, safe_mode=True, compile=False)
+            return _float32_copy(loaded), None, state
+        config = _config_near(path)
+        generator = build_generator(config.blocks, config.channels)
+        generator.load_weights(path)
+        return generator, config, state
+    except (OSError, ValueError, KeyError) as err:
+        raise SrganError(f"{path}: cannot load the generator ({str(err).splitlines()[0][:160]})") from None
+
+
+def _float32_copy(model):
+    """Rebuild under the float32 policy (a mixed-precision model would export float16 outputs)."""
+    if model.dtype_policy.name == "float32" and model.compute_dtype == "float32":
+        return model
+    blocks = sum(1 for layer in model.layers if isinstance(layer, keras.layers.Add)) - 1
+    channels = model.layers[1].filters
+    clean = build_generator(blocks, channels)
+    clean.set_weights(model.get_weights())
+    return clean
+
+
+def with_unit_range(generator):
+    """Wrap the tanh generator so it maps [0,1] LR to clipped [0,1] SR (the plain consumer contract)."""
+    lr = keras.Input((None, None, 3), name="lr")
+    sr = Rescale(0.5, 0.5, clip=(0.0, 1.0), name="sr")(generator(lr))
+    return keras.Model(lr, sr, name="srgan_x4")
+
+
+def _name_dims(model):
+    for value, names in ((model.graph.input[0], ("batch", "height", "width")),
+                         (model.graph.output[0], ("batch", "height_x4", "width_x4"))):
+        for dim, name in zip(value.type.tensor_type.shape.dim, names):
+            dim.dim_param = name
+
+
+def _rename_output(model, name="sr"):
+    old = model.graph.output[0].name
+    for node in model.graph.node:
+        node.output[:] = [name if o == old else o for o in node.output]
+    model.graph.output[0].name = name
+
+
+def to_onnx(model):
+    """tf2onnx conversion with a dynamic (batch, height, width) NHWC input named 'lr' and output 'sr'."""
+    import logging
+
+    import tf2onnx
+
+    logging.getLogger("tf2onnx").setLevel(logging.ERROR)
+    spec = (tf.TensorSpec((None, None, None, 3), tf.float32, name="lr"),)
+    fn = tf.function(lambda lr: model(lr, training=False))
+    onnx_model, _ = tf2onnx.convert.from_function(fn, input_signature=spec, opset=OPSET)
+    _rename_output(onnx_model)
+    _name_dims(onnx_model)
+    return onnx_model
+
+
+def add_metadata(onnx_model, info):
+    for key, value in info.items():
+        onnx_model.metadata_props.add(key=key, value=str(value))
+
+
+def parity(onnx_model, keras_model, seed=0):
+    """Largest |ONNX Runtime - Keras| over two odd input sizes."""
+    import onnxruntime as ort
+
+    session = ort.InferenceSession(onnx_model.SerializeToString(), providers=["CPUExecutionProvider"])
+    rng = np.random.default_rng(seed)
+    worst = 0.0
+    for shape in CHECK_SHAPES:
+        lr = rng.random(shape, dtype=np.float32)
+        expected = np.asarray(keras_model(lr, training=False))
+        got = session.run(None, {"lr": lr})[0]
+        if got.shape != expected.shape:
+            raise SrganError(f"export check failed: ONNX output {got.shape}, Keras {expected.shape}")
+        worst = max(worst, float(np.max(np.abs(got - expected))))
+    return worst
+
+
+def _fp16(onnx_model):
+    from onnxruntime.transformers.float16 import convert_float_to_float16
+
+    return convert_float_to_float16(onnx_model, keep_io_types=True)
+
+
+def export(source, output, which="best", fp16=False):
+    """Export a generator to a verified ONNX file.
+
+    Args:
+        source (str | Path): run folder, .keras or .weights.h5.
+        output (str | Path): .onnx path (written atomically, only after verification).
+        which (str): 'best' or 'latest' generator of a run folder.
+        fp16 (bool): store float16 weights (GPUs); float32 inputs and outputs stay.
+
+    Returns:
+        dict: {"max_abs_diff": float, "tolerance": float, "nodes": int}.
+    """
+    import onnx
+
+    generator, config, state = load_generator(source, which)
+    model = with_unit_range(generator)
+    onnx_model = to_onnx(model)
+    if fp16:
+        onnx_model = _fp16(onnx_model)
+    info = {"scale": SCALE, "layout": "NHWC", "value_range": "0,1", "input": "lr: float32 RGB [0,1] (batch,height,width,3)",
+            "output": "sr: float32 RGB [0,1] (batch,4*height,4*width,3)", "source": str(source),
+            "architecture": _architecture(config, generator), "precision": "fp16" if fp16 else "fp32"}
+    if config:
+        info.update({"phase": config.phase, "content_loss": config.content_loss if config.phase == "gan"
+                     else f"pixel {config.pixel_loss}", "steps": state.get("step", "")})
+    add_metadata(onnx_model, info)
+    onnx.checker.check_model(onnx_model, full_check=True)
+    diff = parity(onnx_model, model)
+    if not diff <= TOLERANCE[fp16]:
+        raise SrganError(f"export check failed: ONNX Runtime differs from Keras by {diff:.3g} "
+                         f"(tolerance {TOLERANCE[fp16]:g}); nothing written")
+    write_atomic(onnx_model.SerializeToString(), output)
+    return {"max_abs_diff": diff, "tolerance": TOLERANCE[fp16], "nodes": len(onnx_model.graph.node)}
+
+
+def _architecture(config, generator):
+    blocks = config.blocks if config else sum(isinstance(layer, keras.layers.Add) for layer in generator.layers) - 1
+    channels = config.channels if config else generator.layers[1].filters
+    return f"SRResNet generator (Ledig et al. 2017), {blocks} residual blocks, {channels} channels, x4 pixel shuffle"

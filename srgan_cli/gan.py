@@ -1,0 +1,80 @@
+"""The training object: networks, optimizers, losses and the distributed pretrain / GAN step functions."""
+
+import keras
+import tensorflow as tf
+from keras import ops
+
+from srgan_cli import losses
+from srgan_cli.networks import build_discriminator, build_generator
+
+
+def _adam(lr):
+    return keras.optimizers.Adam(learning_rate=lr, beta_1=0.9)
+
+
+class Trainer:
+    """SRResNet pre-training (pixel loss) or SRGAN training (content + adversarial), under a tf.distribute strategy.
+
+    Args:
+        config (TrainConfig): the run configuration.
+        strategy (tf.distribute.Strategy): where variables live and steps run.
+    """
+
+    def __init__(self, config, strategy):
+        self.config, self.strategy = config, strategy
+        gan = config.phase == "gan"
+        with strategy.scope():
+            self.generator = build_generator(config.blocks, config.channels)
+            self.g_optimizer = _adam(config.lr)
+            self.discriminator = build_discriminator(config.hr_size) if gan else None
+            self.d_optimizer = _adam(config.lr) if gan else None
+            extractor = None
+            if gan and config.content_loss != "mse":
+                extractor = losses.build_feature_extractor(config.content_loss, config.vgg_weights or None)
+            self.extractor = extractor
+        self.pixel_loss = losses.pixel_loss(config.pixel_loss)
+        self.content_loss = losses.content_loss_fn(config.content_loss, extractor)
+        step = self._gan_step if gan else self._pretrain_step
+        self._step = tf.function(lambda lr, hr: self._distributed(step, lr, hr))
+
+    def set_learning_rate(self, lr):
+        for opt in (self.g_optimizer, self.d_optimizer):
+            if opt is not None:
+                opt.learning_rate.assign(lr)
+
+    def train_step(self, lr, hr):
+        """One optimisation step on a (distributed) batch; returns a dict of float losses."""
+        return {k: float(v) for k, v in self._step(lr, hr).items()}
+
+    def _distributed(self, step, lr, hr):
+        per_replica = self.strategy.run(step, args=(lr, hr))
+        return {k: self.strategy.reduce(tf.distribute.ReduceOp.SUM, v, axis=None) for k, v in per_replica.items()}
+
+    def _replica_mean(self, loss):
+        return ops.cast(loss, "float32") / self.strategy.num_replicas_in_sync
+
+    def _apply(self, optimizer, model, tape, loss):
+        grads = tape.gradient(optimizer.scale_loss(loss), model.trainable_variables)
+        optimizer.apply(grads, model.trainable_variables)
+
+    def _pretrain_step(self, lr, hr):
+        with tf.GradientTape() as tape:
+            sr = ops.cast(self.generator(lr, training=True), "float32")
+            loss = self._replica_mean(self.pixel_loss(hr, sr))
+        self._apply(self.g_optimizer, self.generator, tape, loss)
+        return {"g_loss": loss}
+
+    def _gan_step(self, lr, hr):
+        g, d = self.generator, self.discriminator
+        sr = ops.cast(g(lr, training=False), "float32")
+        with tf.GradientTape() as d_tape:
+            d_loss = self._replica_mean(losses.discriminator_loss(
+                ops.cast(d(hr, training=True), "float32"), ops.cast(d(sr, training=True), "float32")))
+        self._apply(self.d_optimizer, d, d_tape, d_loss)
+        with tf.GradientTape() as g_tape:
+            sr = ops.cast(g(lr, training=True), "float32")
+            content = self._replica_mean(self.content_loss(hr, sr))
+            adv = self._replica_mean(losses.adversarial_loss(ops.cast(d(sr, training=True), "float32")))
+            g_loss = content + self.config.adv_weight * adv
+        self._apply(self.g_optimizer, g, g_tape, g_loss)
+        return {"g_loss": g_loss, "content_loss": content, "adv_loss": adv, "d_loss": d_loss}

@@ -1,0 +1,87 @@
+"""The SRGAN networks of Ledig et al. (2017): SRResNet generator and the VGG-style discriminator."""
+
+import keras
+from keras import layers
+
+from srgan_cli.layers import PixelShuffle
+
+SCALE = 4
+
+
+def _prelu(x, name=None):
+    return layers.PReLU(shared_axes=[1, 2], name=name)(x)
+
+
+def residual_block(x, channels, momentum):
+    """conv3x3-BN-PReLU-conv3x3-BN plus the identity."""
+    y = layers.Conv2D(channels, 3, padding="same")(x)
+    y = layers.BatchNormalization(momentum=momentum)(y)
+    y = _prelu(y)
+    y = layers.Conv2D(channels, 3, padding="same")(y)
+    y = layers.BatchNormalization(momentum=momentum)(y)
+    return layers.Add()([x, y])
+
+
+def upsample_block(x, channels):
+    """x2 sub-pixel stage: conv3x3 to 4*channels, pixel shuffle, PReLU."""
+    x = layers.Conv2D(channels * 4, 3, padding="same")(x)
+    x = PixelShuffle(2)(x)
+    return _prelu(x)
+
+
+def build_generator(blocks=16, channels=64, bn_momentum=0.99, name="generator"):
+    """SRResNet generator: LR RGB in [0,1] of any size -> 4x SR RGB in [-1,1] (tanh).
+
+    Args:
+        blocks (int): number of residual blocks B. Default: 16.
+        channels (int): feature channels. Default: 64.
+        bn_momentum (float): BatchNormalization moving-average momentum. Default: 0.99.
+        name (str): model name.
+
+    Returns:
+        keras.Model: functional model with input "lr" of shape (None, None, None, 3).
+    """
+    lr = keras.Input((None, None, 3), name="lr")
+    x = layers.Conv2D(channels, 9, padding="same")(lr)
+    skip = x = _prelu(x)
+    for _ in range(blocks):
+        x = residual_block(x, channels, bn_momentum)
+    x = layers.Conv2D(channels, 3, padding="same")(x)
+    x = layers.BatchNormalization(momentum=bn_momentum)(x)
+    x = layers.Add()([skip, x])
+    for _ in range(2):
+        x = upsample_block(x, channels)
+    sr = layers.Conv2D(3, 9, padding="same", activation="tanh", name="sr")(x)
+    return keras.Model(lr, sr, name=name)
+
+
+def discriminator_block(x, filters, strides, batch_norm=True):
+    """conv3x3 (+BN) + LeakyReLU(0.2)."""
+    x = layers.Conv2D(filters, 3, strides=strides, padding="same")(x)
+    if batch_norm:
+        x = layers.BatchNormalization()(x)
+    return layers.LeakyReLU(0.2)(x)
+
+
+def build_discriminator(hr_size=96, base_filters=64, name="discriminator"):
+    """SRGAN discriminator: HR crop in [-1,1] -> one real/fake logit.
+
+    Args:
+        hr_size (int): side of the square HR crops it judges. Default: 96.
+        base_filters (int): filters of the first block (64 in the paper); doubled every two blocks up to 8x.
+        name (str): model name.
+
+    Returns:
+        keras.Model: functional model (None, hr_size, hr_size, 3) -> (None, 1) logits.
+    """
+    hr = keras.Input((hr_size, hr_size, 3), name="hr")
+    x = discriminator_block(hr, base_filters, 1, batch_norm=False)
+    x = discriminator_block(x, base_filters, 2)
+    for mult in (2, 4, 8):
+        x = discriminator_block(x, base_filters * mult, 1)
+        x = discriminator_block(x, base_filters * mult, 2)
+    x = layers.Flatten()(x)
+    x = layers.Dense(base_filters * 16)(x)
+    x = layers.LeakyReLU(0.2)(x)
+    logits = layers.Dense(1, name="logits")(x)
+    return keras.Model(hr, logits, name=name)

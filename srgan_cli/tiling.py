@@ -1,0 +1,108 @@
+"""Seamless tiled inference: fixed-size windows clamped inside the image, centres kept (pure numpy, no model)."""
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class Window:
+    """One inference window: the LR box fed to the model and the part of it whose result is kept.
+
+    Attributes:
+        y0, y1, x0, x1 (int): kept LR region [y0, y1) x [x0, x1).
+        wy, wx (int): top-left of the window in LR pixels.
+        height, width (int): window size (the same for every window of an image).
+    """
+
+    y0: int
+    y1: int
+    x0: int
+    x1: int
+    wy: int
+    wx: int
+    height: int
+    width: int
+
+
+def plan_axis(length, tile, pad):
+    """Split one axis into near-equal kept spans of at most `tile`, each inside a window of one fixed size.
+
+    Args:
+        length (int): axis length in LR pixels.
+        tile (int): largest kept span (0: the whole axis).
+        pad (int): context pixels wanted on each side of a kept span.
+
+    Returns:
+        tuple: (window size, list of (keep_start, keep_end, window_start)).
+    """
+    if tile <= 0 or length <= tile:
+        return length, [(0, length, 0)]
+    count = math.ceil(length / tile)
+    span = math.ceil(length / count)
+    size = min(span + 2 * pad, length)
+    spans = []
+    for start in range(0, length, span):
+        end = min(start + span, length)
+        spans.append((start, end, min(max(start - pad, 0), length - size)))
+    return size, spans
+
+
+def plan_windows(height, width, tile, pad):
+    """All windows covering an HxW image, row by row; every window has the same shape."""
+    win_h, rows = plan_axis(height, tile, pad)
+    win_w, cols = plan_axis(width, tile, pad)
+    return [Window(y0, y1, x0, x1, wy, wx, win_h, win_w) for y0, y1, wy in rows for x0, x1, wx in cols]
+
+
+def upscale_tiled(image, run, scale, tile, pad, finish=None, out=None, on_window=None):
+    """Run `run` over windows of `image` and assemble the kept centres.
+
+    Args:
+        image (np.ndarray): HxWxC float32 model input.
+        run (callable): float32 (h, w, C) window -> float32 (h*scale, w*scale, C') result.
+        scale (int): model scale.
+        tile (int): largest kept span in LR pixels (0: whole image).
+        pad (int): context pixels per side.
+        finish (callable | None): maps a kept float block to the output dtype/channels (default: identity).
+        out (np.ndarray | None): preallocated output; default float32 (H*scale, W*scale, C').
+        on_window (callable | None): called with the number of LR pixels done after each window.
+
+    Returns:
+        np.ndarray: the assembled output.
+    """
+    height, width = image.shape[:2]
+    for win in plan_windows(height, width, tile, pad):
+        result = run(image[win.wy:win.wy + win.height, win.wx:win.wx + win.width])
+        top, left = (win.y0 - win.wy) * scale, (win.x0 - win.wx) * scale
+        block = result[top:top + (win.y1 - win.y0) * scale, left:left + (win.x1 - win.x0) * scale]
+        block = finish(block) if finish else block
+        if out is None:
+            out = np.empty((height * scale, width * scale, block.shape[2]), dtype=block.dtype)
+        out[win.y0 * scale:win.y1 * scale, win.x0 * scale:win.x1 * scale] = block
+        if on_window:
+            on_window((win.y1 - win.y0) * (win.x1 - win.x0))
+    return out
+
+
+def _dihedral(array, k):
+    """The k-th of the 8 flips/rotations of an HxWxC array (k in 0..7)."""
+    array = np.rot90(array, k % 4)
+    return array[:, ::-1] if k >= 4 else array
+
+
+def _undo_dihedral(array, k):
+    array = array[:, ::-1] if k >= 4 else array
+    return np.rot90(array, -(k % 4))
+
+
+def self_ensemble(run):
+    """Wrap `run` to average its results over the 8 dihedral transforms (test-time augmentation)."""
+    def ensembled(window):
+        total = None
+        for k in range(8):
+            result = _undo_dihedral(run(np.ascontiguousarray(_dihedral(window, k))), k)
+            total = result.astype(np.float32) if total is None else total + result
+        return total / 8.0
+    return ensembled
