@@ -44,11 +44,13 @@ class Outcome:
     status: str
     reason: str = ""
     size: tuple = ()
+    input_size: tuple = ()
     seconds: float = 0.0
     notes: list = field(default_factory=list)
 
     def as_dict(self):
         return {"input": str(self.job.source), "output": str(self.job.target), "status": self.status,
+                "input_size": list(self.input_size),
                 "size": list(self.size), "seconds": round(self.seconds, 3), "reason": self.reason,
                 "notes": self.notes}
 
@@ -132,10 +134,11 @@ def _read(job, options):
         return err
 
 
-def _write(photo, job, options, started):
+def _write(photo, input_size, job, options, started):
     data, notes = imaging.encode_photo(photo, imaging.output_format(job.target, job.fmt), options.quality)
     imaging.write_atomic(data, job.target)
-    return Outcome(job, "done", size=photo.size, seconds=time.monotonic() - started, notes=photo.notes + notes)
+    return Outcome(job, "done", size=photo.size, input_size=input_size, seconds=time.monotonic() - started,
+                   notes=photo.notes + notes)
 
 
 def _duplicate_targets(jobs):
@@ -195,12 +198,13 @@ def run_batch(jobs, upscale, options, report, on_window=None):
                 reads.append(pool.submit(_read, todo[index + 2], options))
             started = time.monotonic()
             result, failed = _upscale(job, photo, upscale, on_window)
+            input_size = photo.size if result else ()
             del photo
             while writes and (failed or len(writes) >= 2):
                 report(_finish_write(*writes.popleft()))
             if failed:
                 report(failed)
             else:
-                writes.append((job, pool.submit(_write, result, job, options, started)))
+                writes.append((job, pool.submit(_write, result, input_size, job, options, started)))
         while writes:
             report(_finish_write(*writes.popleft()))

@@ -13,7 +13,8 @@ def _save_optimizer(optimizer, path):
 
 
 def _load_optimizer(optimizer, variables, path):
-    optimizer.build(variables)
+    if not optimizer.built:
+        optimizer.build(variables)
     with np.load(path) as saved:
         values = [saved[f"arr_{i}"] for i in range(len(saved.files))]
     if len(values) != len(optimizer.variables):

@@ -123,14 +123,36 @@ def parity(onnx_model, keras_model, seed=0):
         got = session.run(None, {"lr": lr})[0]
         if got.shape != expected.shape:
             raise SrganError(f"export check failed: ONNX output {got.shape}, Keras {expected.shape}")
-        worst = max(worst, float(np.max(np.abs(got - expected))))
+        diff = float(np.max(np.abs(got - expected)))
+        worst = diff if not diff <= worst else worst  # NaN must win, Python's max() would drop it
     return worst
 
 
 def _fp16(onnx_model):
     from onnxruntime.transformers.float16 import convert_float_to_float16
 
-    return convert_float_to_float16(onnx_model, keep_io_types=True)
+    converted = convert_float_to_float16(onnx_model, keep_io_types=True)
+    _topological_sort(converted.graph)  # the converter appends its input Casts at the end
+    return converted
+
+
+def _topological_sort(graph):
+    """Reorder graph.node so every node comes after the producers of its inputs (as onnx.checker requires)."""
+    known = {v.name for v in graph.input} | {t.name for t in graph.initializer} | {""}
+    nodes = [type(n)() for n in graph.node]
+    for copy, node in zip(nodes, graph.node):
+        copy.CopyFrom(node)
+    ordered = []
+    while nodes:
+        ready = [n for n in nodes if all(i in known for i in n.input)]
+        if not ready:
+            raise SrganError("export produced a graph with a cycle or a missing input")
+        for node in ready:
+            known.update(node.output)
+        ordered += ready
+        nodes = [n for n in nodes if all(n is not r for r in ready)]
+    del graph.node[:]
+    graph.node.extend(ordered)
 
 
 def export(source, output, which="best", fp16=False):
@@ -161,7 +183,7 @@ def export(source, output, which="best", fp16=False):
     add_metadata(onnx_model, info)
     onnx.checker.check_model(onnx_model, full_check=True)
     diff = parity(onnx_model, model)
-    if not diff <= TOLERANCE[fp16]:
+    if not diff <= TOLERANCE[fp16]:  # also catches NaN
         raise SrganError(f"export check failed: ONNX Runtime differs from Keras by {diff:.3g} "
                          f"(tolerance {TOLERANCE[fp16]:g}); nothing written")
     write_atomic(onnx_model.SerializeToString(), output)

@@ -32,6 +32,9 @@ class Trainer:
             if gan and config.content_loss != "mse":
                 extractor = losses.build_feature_extractor(config.content_loss, config.vgg_weights or None)
             self.extractor = extractor
+            for optimizer, model in ((self.g_optimizer, self.generator), (self.d_optimizer, self.discriminator)):
+                if optimizer is not None:
+                    optimizer.build(model.trainable_variables)  # not lazily inside a replica context
         self.pixel_loss = losses.pixel_loss(config.pixel_loss)
         self.content_loss = losses.content_loss_fn(config.content_loss, extractor)
         step = self._gan_step if gan else self._pretrain_step
@@ -65,16 +68,25 @@ class Trainer:
         return {"g_loss": loss}
 
     def _gan_step(self, lr, hr):
-        g, d = self.generator, self.discriminator
-        sr = ops.cast(g(lr, training=False), "float32")
-        with tf.GradientTape() as d_tape:
-            d_loss = self._replica_mean(losses.discriminator_loss(
-                ops.cast(d(hr, training=True), "float32"), ops.cast(d(sr, training=True), "float32")))
-        self._apply(self.d_optimizer, d, d_tape, d_loss)
-        with tf.GradientTape() as g_tape:
-            sr = ops.cast(g(lr, training=True), "float32")
+        d_loss = self.discriminator_update(lr, hr)
+        return {**self.generator_update(lr, hr), "d_loss": d_loss}
+
+    def discriminator_update(self, lr, hr):
+        """One discriminator step: real HR crops -> 1, generated -> 0; the generator is only run."""
+        d = self.discriminator
+        sr = ops.cast(self.generator(lr, training=False), "float32")
+        with tf.GradientTape() as tape:
+            real, fake = ops.cast(d(hr, training=True), "float32"), ops.cast(d(sr, training=True), "float32")
+            d_loss = self._replica_mean(losses.discriminator_loss(real, fake))
+        self._apply(self.d_optimizer, d, tape, d_loss)
+        return d_loss
+
+    def generator_update(self, lr, hr):
+        """One generator step on content + adv_weight * adversarial loss; discriminator and VGG stay frozen."""
+        with tf.GradientTape() as tape:
+            sr = ops.cast(self.generator(lr, training=True), "float32")
             content = self._replica_mean(self.content_loss(hr, sr))
-            adv = self._replica_mean(losses.adversarial_loss(ops.cast(d(sr, training=True), "float32")))
+            adv = self._replica_mean(losses.adversarial_loss(ops.cast(self.discriminator(sr, training=True), "float32")))
             g_loss = content + self.config.adv_weight * adv
-        self._apply(self.g_optimizer, g, g_tape, g_loss)
-        return {"g_loss": g_loss, "content_loss": content, "adv_loss": adv, "d_loss": d_loss}
+        self._apply(self.g_optimizer, self.generator, tape, g_loss)
+        return {"g_loss": g_loss, "content_loss": content, "adv_loss": adv}

@@ -23,11 +23,11 @@ RANGES = {"0,1": (0.0, 1.0), "0,255": (0.0, 255.0), "-1,1": (-1.0, 1.0)}
 
 
 def default_model_path():
-    """The model shipped in weights/, or None while none has been trained yet."""
+    """The model named by weights/default.txt (installed as srgan_cli/weights), or None while none is shipped."""
     for base in (Path(__file__).parent / "weights", Path(__file__).parent.parent / "weights"):
-        model = base / "default.onnx"
-        if model.is_file():
-            return model
+        pointer = base / "default.txt"
+        if pointer.is_file() and (base / pointer.read_text().strip()).is_file():
+            return base / pointer.read_text().strip()
     return None
 
 

@@ -1,0 +1,183 @@
+"""`srgan upscale` as scripts use it: naming, folders, bad files, resumable batches, exit codes, devices, models."""
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from PIL import Image
+from typer.testing import CliRunner
+
+from conftest import SRGAN_META, photo_array
+from srgan_cli.cli import app
+from tiny_models import make_sr_model
+
+runner = CliRunner()
+
+
+def upscale(*args):
+    return runner.invoke(app, ["upscale", *map(str, args)])
+
+
+def one_line_error(result):
+    assert "Traceback" not in result.output
+    return result.output
+
+
+def test_single_file_default_name_beside_input(model_path, rgb_file):
+    result = upscale(rgb_file, "--model", model_path, "-q")
+    assert result.exit_code == 0, result.output
+    out = rgb_file.with_name("photo_x4.png")
+    assert Image.open(out).size == (120, 84)
+
+
+def test_single_file_to_named_output_with_format_from_extension(model_path, rgb_file, tmp_path):
+    result = upscale(rgb_file, "--model", model_path, "-o", tmp_path / "big.jpg", "-q")
+    assert result.exit_code == 0, result.output
+    assert Image.open(tmp_path / "big.jpg").format == "JPEG"
+
+
+def test_folder_tree_is_mirrored_and_other_files_counted(model_path, tmp_path):
+    src = tmp_path / "in"
+    (src / "sub" / "deeper").mkdir(parents=True)
+    Image.fromarray(photo_array(8, 9)).save(src / "a.PNG")
+    Image.fromarray(photo_array(8, 9)).save(src / "sub" / "b.jpeg")
+    Image.fromarray(photo_array(8, 9)).save(src / "sub" / "deeper" / "c.webp")
+    (src / "notes.txt").write_text("not an image")
+    result = upscale(src, "--model", model_path, "-o", tmp_path / "out", "--format", "png")
+    assert result.exit_code == 0, result.output
+    for rel in ("a_x4.PNG", "sub/b_x4.png", "sub/deeper/c_x4.png"):
+        assert Image.open(tmp_path / "out" / rel).size == (36, 32)
+    assert "3 done" in result.output and "1 non-image" in result.output
+
+
+def test_bad_files_fail_alone_and_leave_nothing_partial(model_path, tmp_path):
+    src, out = tmp_path / "in", tmp_path / "out"
+    src.mkdir()
+    Image.fromarray(photo_array(8, 8)).save(src / "good.png")
+    (src / "empty.png").write_bytes(b"")
+    (src / "text.jpg").write_text("hello")
+    good = (src / "good.png").read_bytes()
+    (src / "truncated.png").write_bytes(good[: len(good) // 2])
+    Image.fromarray(photo_array(60, 60)).save(src / "bomb.png")
+    result = upscale(src, "--model", model_path, "-o", out, "--max-pixels", 2000)
+    assert result.exit_code == 1
+    output = one_line_error(result)
+    for name in ("empty.png", "text.jpg", "truncated.png", "bomb.png"):
+        assert sum(name in line for line in output.splitlines()) == 1, output
+    assert "1 done, 0 skipped, 4 failed" in output
+    assert sorted(p.name for p in out.iterdir()) == ["good_x4.png"]
+
+
+def test_existing_outputs_need_overwrite_or_skip(model_path, rgb_file, tmp_path):
+    target = tmp_path / "o.png"
+    target.write_bytes(b"keep me")
+    result = upscale(rgb_file, "--model", model_path, "-o", target)
+    assert result.exit_code == 1 and "exists" in result.output and target.read_bytes() == b"keep me"
+    result = upscale(rgb_file, "--model", model_path, "-o", target, "--skip-existing")
+    assert result.exit_code == 0 and "1 skipped" in result.output and target.read_bytes() == b"keep me"
+    result = upscale(rgb_file, "--model", model_path, "-o", target, "--overwrite")
+    assert result.exit_code == 0 and Image.open(target).size == (120, 84)
+
+
+def test_output_equal_to_input_is_refused(model_path, rgb_file):
+    before = rgb_file.read_bytes()
+    result = upscale(rgb_file, "--model", model_path, "-o", rgb_file, "--overwrite")
+    assert result.exit_code == 1 and "input" in result.output
+    assert rgb_file.read_bytes() == before
+
+
+def test_json_lines_for_automation(model_path, rgb_file, tmp_path):
+    result = upscale(rgb_file, "--model", model_path, "-o", tmp_path / "j.png", "--json")
+    record = json.loads(result.stdout.strip().splitlines()[-1])
+    assert record["status"] == "done" and record["output"].endswith("j.png")
+    assert record["input_size"] == [30, 21] and record["size"] == [120, 84]
+
+
+def test_outscale_resizes_the_result(model_path, rgb_file, tmp_path):
+    result = upscale(rgb_file, "--model", model_path, "-o", tmp_path / "s.png", "--outscale", "2.5", "-q")
+    assert result.exit_code == 0, result.output
+    assert Image.open(tmp_path / "s.png").size == (75, 52)
+
+
+def test_shards_are_disjoint_and_complete(model_path, tmp_path):
+    src = tmp_path / "in"
+    src.mkdir()
+    for i in range(12):
+        Image.fromarray(photo_array(4, 4, seed=i)).save(src / f"{i}.png")
+    for k in (1, 2, 3):
+        result = upscale(src, "--model", model_path, "-o", tmp_path / "out", "--shard", f"{k}/3", "-q")
+        assert result.exit_code == 0, result.output
+    assert len(list((tmp_path / "out").iterdir())) == 12
+    assert upscale(src, "--model", model_path, "--shard", "4/3").exit_code == 2
+
+
+def test_missing_input_and_bad_options_are_usage_errors(model_path, rgb_file, tmp_path):
+    assert upscale(tmp_path / "nope.png", "--model", model_path).exit_code == 2
+    assert upscale(rgb_file, "--model", model_path, "--tile", "big").exit_code == 2
+    assert upscale(rgb_file, "--model", model_path, "--device", "tpu").exit_code == 2
+    assert upscale(rgb_file, "--model", model_path, "--overwrite", "--skip-existing").exit_code == 2
+
+
+def test_cuda_request_without_cuda_fails_clearly(model_path, rgb_file):
+    result = upscale(rgb_file, "--model", model_path, "--device", "cuda")
+    assert result.exit_code == 1 and "CUDA is not usable" in one_line_error(result)
+    assert not rgb_file.with_name("photo_x4.png").exists()
+
+
+def test_no_default_model_yet_exits_2(monkeypatch, rgb_file):
+    monkeypatch.setattr("srgan_cli.inference.default_model_path", lambda: None)
+    result = upscale(rgb_file)
+    assert result.exit_code == 2 and "no default model" in result.output
+
+
+def test_not_an_onnx_file(tmp_path, rgb_file):
+    fake = tmp_path / "fake.onnx"
+    fake.write_text("not a model")
+    result = upscale(rgb_file, "--model", fake)
+    assert result.exit_code == 1 and "not a usable ONNX model" in one_line_error(result)
+
+
+def test_wrong_channel_count_is_refused(tmp_path, rgb_file):
+    model = make_sr_model(tmp_path / "four.onnx", channels=4, metadata=SRGAN_META)
+    result = upscale(rgb_file, "--model", model)
+    assert result.exit_code == 1 and "4 channels" in result.output
+
+
+def test_foreign_model_without_metadata_is_probed_or_configured(tmp_path, rgb_file):
+    foreign = make_sr_model(tmp_path / "nchw255.onnx", scale=2, layout="NCHW", value_range=(0.0, 255.0))
+    result = upscale(rgb_file, "--model", foreign, "--layout", "NCHW", "--range", "0,255", "-o", tmp_path / "f.png")
+    assert result.exit_code == 0, result.output
+    out = np.asarray(Image.open(tmp_path / "f.png"), dtype=float)
+    assert out.shape == (42, 60, 3)  # scale 2 found by probing
+    assert abs(out.mean() - np.asarray(Image.open(rgb_file), dtype=float).mean()) < 20
+
+
+def test_upscale_path_never_imports_tensorflow(model_path, rgb_file, tmp_path):
+    code = ("import sys; from srgan_cli.cli import main; sys.argv=['srgan','upscale',%r,'--model',%r,'-o',%r,'-q'];"
+            "\ntry: main()\nexcept SystemExit: pass\n"
+            "bad=[m for m in ('tensorflow','keras','tf2onnx') if m in sys.modules]; print('HEAVY', bad)")
+    out = subprocess.run([sys.executable, "-c", code % (str(rgb_file), str(model_path), str(tmp_path / "x.png"))],
+                         capture_output=True, text=True, check=True).stdout
+    assert "HEAVY []" in out
+    assert (tmp_path / "x.png").exists()
+
+
+def test_help_answers(tmp_path):
+    for args in (["--help"], ["upscale", "--help"], ["--version"]):
+        result = subprocess.run([sys.executable, "-m", "srgan_cli", *args], capture_output=True, text=True)
+        assert result.returncode == 0 and result.stdout.strip()
+
+
+def test_interrupted_write_leaves_no_partial_file(tmp_path, monkeypatch):
+    from srgan_cli import imaging
+
+    def interrupted(*_):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(os, "replace", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        imaging.write_atomic(b"data", tmp_path / "o.png")
+    assert list(tmp_path.iterdir()) == []

@@ -1,0 +1,127 @@
+"""The Keras networks and training object: paper structure, serialization, and which weights a step may change."""
+
+import numpy as np
+import pytest
+
+keras = pytest.importorskip("keras")
+tf = pytest.importorskip("tensorflow")
+
+from srgan_cli import losses  # noqa: E402
+from srgan_cli.config import TrainConfig  # noqa: E402
+from srgan_cli.gan import Trainer  # noqa: E402
+from srgan_cli.layers import PixelShuffle, Rescale  # noqa: E402
+from srgan_cli.networks import build_discriminator, build_generator  # noqa: E402
+
+pytestmark = pytest.mark.tf
+
+
+def layers_of(model, kind):
+    return [layer for layer in model.layers if isinstance(layer, kind)]
+
+
+def test_generator_follows_the_paper():
+    g = build_generator()
+    convs = layers_of(g, keras.layers.Conv2D)
+    assert len(convs) == 1 + 2 * 16 + 1 + 2 + 1
+    assert [c.kernel_size for c in (convs[0], convs[-1])] == [(9, 9), (9, 9)]
+    assert [c.filters for c in convs[-3:]] == [256, 256, 3]
+    assert len(layers_of(g, PixelShuffle)) == 2 and len(layers_of(g, keras.layers.BatchNormalization)) == 33
+    assert not layers_of(g, keras.layers.UpSampling2D) and not layers_of(g, keras.layers.Lambda)
+    assert 1.5e6 < g.count_params() < 1.6e6
+
+
+def test_generator_is_x4_on_any_size_with_tanh_range():
+    g = build_generator(blocks=2, channels=8)
+    sr = np.asarray(g(np.random.rand(2, 7, 5, 3).astype("float32")))
+    assert sr.shape == (2, 28, 20, 3) and -1 <= sr.min() and sr.max() <= 1
+
+
+def test_discriminator_follows_the_paper():
+    d = build_discriminator(96)
+    convs = layers_of(d, keras.layers.Conv2D)
+    assert [c.filters for c in convs] == [64, 64, 128, 128, 256, 256, 512, 512]
+    assert [c.strides[0] for c in convs] == [1, 2, 1, 2, 1, 2, 1, 2]
+    assert len(layers_of(d, keras.layers.BatchNormalization)) == 7
+    dense = layers_of(d, keras.layers.Dense)
+    assert [x.units for x in dense] == [1024, 1] and layers_of(d, keras.layers.Flatten)
+    assert d(np.zeros((2, 96, 96, 3), "float32")).shape == (2, 1)
+
+
+def test_pixel_shuffle_uses_depth_to_space_dcr_order():
+    x = np.arange(2 * 3 * 12, dtype="float32").reshape(1, 2, 3, 12)
+    expected = x.reshape(1, 2, 3, 2, 2, 3).transpose(0, 1, 3, 2, 4, 5).reshape(1, 4, 6, 3)
+    np.testing.assert_array_equal(np.asarray(PixelShuffle(2)(x)), expected)
+
+
+def test_saved_models_load_in_safe_mode(tmp_path):
+    g = build_generator(blocks=1, channels=8)
+    x = keras.Input((None, None, 3))
+    model = keras.Model(x, Rescale(0.5, 0.5, clip=(0, 1))(g(x)))
+    model.save(tmp_path / "m.keras")
+    loaded = keras.saving.load_model(tmp_path / "m.keras", safe_mode=True)
+    lr = np.random.rand(1, 5, 6, 3).astype("float32")
+    np.testing.assert_allclose(np.asarray(loaded(lr)), np.asarray(model(lr)), atol=1e-6)
+
+
+def tiny_trainer(phase, content_loss="mse", vgg_weights=None):
+    config = TrainConfig(phase=phase, blocks=1, channels=8, hr_size=24, content_loss=content_loss,
+                         vgg_weights=vgg_weights, lr=1e-3)
+    return Trainer(config, tf.distribute.get_strategy())
+
+
+def batch(n=2, hr=24):
+    rng = np.random.default_rng(0)
+    return (rng.random((n, hr // 4, hr // 4, 3), dtype=np.float32),
+            rng.random((n, hr, hr, 3), dtype=np.float32) * 2 - 1)
+
+
+def snapshot(model, trainable_only=False):
+    return [np.array(w) for w in (model.trainable_weights if trainable_only else model.weights)]
+
+
+def changed(before, model, trainable_only=False):
+    return [not np.array_equal(a, b) for a, b in zip(before, snapshot(model, trainable_only))]
+
+
+def test_pretrain_step_changes_every_generator_weight():
+    trainer = tiny_trainer("pretrain")
+    before = snapshot(trainer.generator, trainable_only=True)
+    trainer.train_step(*batch())
+    assert all(changed(before, trainer.generator, trainable_only=True))
+
+
+def test_gan_step_updates_both_networks():
+    trainer = tiny_trainer("gan")
+    g_before, d_before = snapshot(trainer.generator, True), snapshot(trainer.discriminator, True)
+    losses_ = trainer.train_step(*batch())
+    assert set(losses_) == {"g_loss", "content_loss", "adv_loss", "d_loss"}
+    assert all(changed(g_before, trainer.generator, True)) and all(changed(d_before, trainer.discriminator, True))
+
+
+def test_generator_step_keeps_discriminator_and_vgg_frozen():
+    trainer = tiny_trainer("gan", content_loss="vgg22", vgg_weights=None)
+    d_before, vgg_before = snapshot(trainer.discriminator, True), snapshot(trainer.extractor)
+    g_before = snapshot(trainer.generator, True)
+    trainer.generator_update(*batch())
+    assert not any(changed(d_before, trainer.discriminator, True))
+    assert not any(changed(vgg_before, trainer.extractor))
+    assert trainer.extractor.trainable_weights == []
+    assert any(changed(g_before, trainer.generator, True))
+
+
+def test_vgg54_content_loss_is_scaled_feature_mse():
+    extractor = losses.build_feature_extractor("vgg54", None)
+    loss = losses.content_loss_fn("vgg54", extractor)
+    hr = np.random.rand(1, 32, 32, 3).astype("float32") * 2 - 1
+    assert float(loss(hr, hr)) == 0.0
+    expected = np.mean((np.asarray(extractor(hr)) - np.asarray(extractor(-hr))) ** 2) / 12.75 ** 2
+    assert float(loss(hr, -hr)) == pytest.approx(expected, rel=1e-4)
+
+
+def test_missing_vgg_weights_name_both_remedies(tmp_path):
+    from srgan_cli.errors import SrganError
+
+    with pytest.raises(SrganError) as err:
+        losses.build_feature_extractor("vgg54", str(tmp_path / "missing.h5"))
+    message = str(err.value)
+    assert "--vgg-weights" in message and "internet" in message and "\n" not in message

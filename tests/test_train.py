@@ -1,0 +1,231 @@
+"""`srgan train` and `srgan export` end to end on generated photos: resume, interrupt, GAN, NaN, mirrored, parity."""
+
+import json
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+from PIL import Image
+from typer.testing import CliRunner
+
+tf = pytest.importorskip("tensorflow")
+keras = pytest.importorskip("keras")
+
+from conftest import photo_array  # noqa: E402
+from srgan_cli import data  # noqa: E402
+from srgan_cli.cli import app  # noqa: E402
+from srgan_cli.errors import SrganError  # noqa: E402
+
+pytestmark = pytest.mark.tf
+runner = CliRunner()
+TINY = ["--blocks", "1", "--channels", "8", "--hr-size", "24", "--batch-size", "2", "--sample-every", "0"]
+
+
+@pytest.fixture(scope="module")
+def photos(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("photos")
+    (folder / "nested").mkdir()
+    for i in range(3):
+        Image.fromarray(photo_array(40 + i, 52, seed=i)).save(folder / "nested" / f"p{i}.PNG")
+    Image.fromarray(photo_array(10, 10)).save(folder / "small.jpg")
+    (folder / "broken.jpg").write_bytes(b"\xff\xd8 not really")
+    return folder
+
+
+def train(*args):
+    result = runner.invoke(app, ["train", *map(str, args)])
+    assert "Traceback" not in result.output
+    return result
+
+
+def test_pipeline_lr_matches_pillow_bicubic():
+    hr = photo_array(96, 96, seed=7)
+    ours = np.asarray(data.bicubic_downscale(tf.constant(hr, tf.float32)))
+    pillow = np.asarray(Image.fromarray(hr).resize((24, 24), Image.BICUBIC), dtype=np.float32)
+    assert np.abs(ours - pillow).mean() < 1.0  # under 1/255 on average
+    assert ours.shape == (24, 24, 3)
+
+
+def test_loading_skips_small_and_unreadable_and_counts_them(photos):
+    found = data.load_photos(photos, 24)
+    assert (len(found.images), found.too_small, found.unreadable) == (3, 1, 1)
+    with pytest.raises(SrganError, match="no photos"):
+        data.load_photos(photos, 1000)
+
+
+def test_crops_depend_only_on_seed_and_index(photos):
+    images = data.load_photos(photos, 24).images
+    a, b = data.random_crop(images, 5, 24, 0), data.random_crop(images, 5, 24, 0)
+    assert np.array_equal(a, b) and not np.array_equal(a, data.random_crop(images, 6, 24, 0))
+    lr, hr = next(iter(data.make_dataset(images, 24, 4, seed=0)))
+    assert lr.shape == (4, 6, 6, 3) and hr.shape == (4, 24, 24, 3)
+    assert 0 <= float(tf.reduce_min(lr)) and float(tf.reduce_max(hr)) <= 1 and float(tf.reduce_min(hr)) >= -1
+
+
+def weights(run):
+    g = keras.saving.load_model(run / "generator.keras", safe_mode=True)
+    return [np.asarray(w) for w in g.weights]
+
+
+def test_resumed_run_equals_uninterrupted_run(photos, tmp_path):
+    common = ["--data", photos, "--runs", tmp_path, *TINY, "--checkpoint-every", "2", "--lr", "1e-3", "-q"]
+    assert train(*common, "--name", "straight", "--steps", "6").exit_code == 0
+    assert train(*common, "--name", "split", "--steps", "3").exit_code == 0
+    result = train("--runs", tmp_path, "--name", "split", "--steps", "6", "--resume", "-q")
+    assert result.exit_code == 0, result.output
+    for a, b in zip(weights(tmp_path / "straight"), weights(tmp_path / "split")):
+        np.testing.assert_allclose(a, b, atol=1e-6)
+    state = json.loads((tmp_path / "split" / "checkpoint" / "state.json").read_text())
+    assert state["step"] == 6
+
+
+def test_existing_run_needs_resume_and_missing_data_is_an_error(photos, tmp_path):
+    common = ["--data", photos, "--runs", tmp_path, "--name", "r", *TINY, "--steps", "1", "-q"]
+    assert train(*common).exit_code == 0
+    result = train(*common)
+    assert result.exit_code == 1 and "--resume" in result.output
+    assert train("--data", tmp_path / "nowhere", "--runs", tmp_path, "--name", "x", "-q").exit_code == 1
+
+
+def test_sigterm_checkpoints_and_resume_continues(photos, tmp_path):
+    cmd = [sys.executable, "-m", "srgan_cli", "train", "--data", str(photos), "--runs", str(tmp_path), "--name", "s",
+           *TINY, "--steps", "100000", "--checkpoint-every", "1000", "-q"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    log = tmp_path / "s" / "log.csv"
+    deadline = time.monotonic() + 120
+    while not log.exists() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 0, err
+    step = json.loads((tmp_path / "s" / "checkpoint" / "state.json").read_text())["step"]
+    assert step >= 50  # logged at least once, and checkpointed where it stopped (not at a 1000-step interval)
+    result = train("--runs", tmp_path, "--name", "s", "--steps", step + 2, "--resume", "-q")
+    assert result.exit_code == 0, result.output
+    assert json.loads((tmp_path / "s" / "checkpoint" / "state.json").read_text())["step"] == step + 2
+
+
+def test_nan_loss_stops_with_a_clear_message(photos, tmp_path, monkeypatch):
+    from srgan_cli.gan import Trainer
+
+    real_step = Trainer.train_step
+    calls = {"n": 0}
+
+    def poisoned(self, lr, hr):
+        calls["n"] += 1
+        out = real_step(self, lr, hr)
+        return {k: float("nan") for k in out} if calls["n"] >= 3 else out
+
+    monkeypatch.setattr(Trainer, "train_step", poisoned)
+    result = train("--data", photos, "--runs", tmp_path, "--name", "n", *TINY, "--steps", "10",
+                   "--checkpoint-every", "2", "-q")
+    assert result.exit_code == 1 and "nan at step 3" in result.output.lower()
+    assert json.loads((tmp_path / "n" / "checkpoint" / "state.json").read_text())["step"] == 2
+
+
+def test_validation_keeps_best_generator_and_samples(photos, tmp_path):
+    result = train("--data", photos, "--val", photos / "nested", "--runs", tmp_path, "--name", "v",
+                   "--blocks", "1", "--channels", "8", "--hr-size", "24", "--batch-size", "2",
+                   "--steps", "4", "--val-every", "2", "--sample-every", "2", "-q")
+    assert result.exit_code == 0, result.output
+    run = tmp_path / "v"
+    assert (run / "best_generator.keras").exists() and (run / "best_generator.weights.h5").exists()
+    assert len(list((run / "samples").glob("*.png"))) == 2
+    rows = (run / "log.csv").read_text().splitlines()
+    assert rows[0].startswith("step,") and "val_psnr" in rows[0]
+    assert Image.open(next((run / "samples").glob("*.png"))).size == (72, 24)
+
+
+def test_gan_phase_export_and_upscale_end_to_end(photos, tmp_path):
+    base = ["--data", photos, "--runs", tmp_path, *TINY, "-q"]
+    assert train(*base, "--name", "pre", "--steps", "2").exit_code == 0
+    vgg = keras.applications.VGG19(include_top=False, weights=None, input_shape=(None, None, 3))
+    vgg.save_weights(tmp_path / "vgg.weights.h5")
+    result = train(*base, "--name", "gan", "--phase", "gan", "--init", tmp_path / "pre", "--steps", "2",
+                   "--content-loss", "vgg54", "--vgg-weights", tmp_path / "vgg.weights.h5")
+    assert result.exit_code == 0, result.output
+    rows = (tmp_path / "gan" / "log.csv").read_text()
+    assert "d_loss" in rows.splitlines()[0]
+    result = runner.invoke(app, ["export", str(tmp_path / "gan"), "-o", str(tmp_path / "g.onnx")])
+    assert result.exit_code == 0, result.output
+    diff = float(result.output.split("= ")[1].split()[0])
+    assert diff < 1e-4
+    import onnxruntime as ort
+    session = ort.InferenceSession(str(tmp_path / "g.onnx"), providers=["CPUExecutionProvider"])
+    meta = session.get_modelmeta().custom_metadata_map
+    assert meta["scale"] == "4" and meta["layout"] == "NHWC" and meta["phase"] == "gan"
+    assert [d for d in session.get_inputs()[0].shape] == ["batch", "height", "width", 3]
+    Image.fromarray(photo_array(9, 13)).save(tmp_path / "in.png")
+    result = runner.invoke(app, ["upscale", str(tmp_path / "in.png"), "--model", str(tmp_path / "g.onnx"), "-q"])
+    assert result.exit_code == 0, result.output
+    assert Image.open(tmp_path / "in_x4.png").size == (52, 36)
+
+
+def test_export_of_weights_file_and_fp16(photos, tmp_path):
+    assert train("--data", photos, "--runs", tmp_path, "--name", "w", *TINY, "--steps", "1", "-q").exit_code == 0
+    out = tmp_path / "w16.onnx"
+    result = runner.invoke(app, ["export", str(tmp_path / "w" / "generator.weights.h5"), "-o", str(out), "--fp16"])
+    assert result.exit_code == 0, result.output
+    import onnx
+    types = {init.data_type for init in onnx.load(str(out)).graph.initializer}
+    assert onnx.TensorProto.FLOAT16 in types
+
+
+def test_export_refuses_a_corrupted_model(photos, tmp_path):
+    assert train("--data", photos, "--runs", tmp_path, "--name", "c", *TINY, "--steps", "1", "-q").exit_code == 0
+    g = keras.saving.load_model(tmp_path / "c" / "generator.keras", safe_mode=True)
+    poisoned = [np.full_like(w, np.nan) if i == 0 else w for i, w in enumerate(g.get_weights())]
+    g.set_weights(poisoned)
+    g.save(tmp_path / "bad.keras")
+    result = runner.invoke(app, ["export", str(tmp_path / "bad.keras"), "-o", str(tmp_path / "bad.onnx")])
+    assert result.exit_code == 1 and "nothing written" in result.output
+    assert not (tmp_path / "bad.onnx").exists()
+
+
+MIRRORED = """
+import sys, numpy as np, tensorflow as tf
+cpu = tf.config.list_physical_devices("CPU")[0]
+tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+from srgan_cli.config import TrainConfig
+from srgan_cli.gan import Trainer
+from srgan_cli.train import make_strategy
+from srgan_cli import data
+strategy = make_strategy("mirrored")
+assert strategy.num_replicas_in_sync == 2, strategy.num_replicas_in_sync
+trainer = Trainer(TrainConfig(blocks=1, channels=8, hr_size=24, lr=1e-3), strategy)
+images = data.load_photos(sys.argv[1], 24).images
+batches = iter(strategy.experimental_distribute_dataset(data.make_dataset(images, 24, 4, seed=0)))
+before = [np.array(w) for w in trainer.generator.trainable_weights]
+losses = [trainer.train_step(*next(batches))["g_loss"] for _ in range(3)]
+after = [np.array(w) for w in trainer.generator.trainable_weights]
+assert all(np.isfinite(losses)), losses
+assert all(not np.array_equal(a, b) for a, b in zip(before, after))
+print("MIRRORED OK", losses)
+"""
+
+
+def test_mirrored_strategy_trains_on_two_logical_cpus(photos):
+    result = subprocess.run([sys.executable, "-c", MIRRORED, str(photos)], capture_output=True, text=True, timeout=300)
+    assert "MIRRORED OK" in result.stdout, result.stderr[-2000:]
+
+
+def test_export_refuses_when_onnx_disagrees_with_keras(photos, tmp_path, monkeypatch):
+    from srgan_cli import export
+
+    assert train("--data", photos, "--runs", tmp_path, "--name", "d", *TINY, "--steps", "1", "-q").exit_code == 0
+    real_to_onnx = export.to_onnx
+
+    def perturbed(model):
+        onnx_model = real_to_onnx(model)
+        from onnx import numpy_helper
+        init = max(onnx_model.graph.initializer, key=lambda t: len(t.raw_data))
+        init.CopyFrom(numpy_helper.from_array(numpy_helper.to_array(init) * 1.5, init.name))
+        return onnx_model
+
+    monkeypatch.setattr(export, "to_onnx", perturbed)
+    result = runner.invoke(app, ["export", str(tmp_path / "d"), "-o", str(tmp_path / "d.onnx")])
+    assert result.exit_code == 1 and "differs from Keras" in result.output
+    assert not (tmp_path / "d.onnx").exists()
