@@ -141,3 +141,53 @@ def upscale(
     info_line(summary + (f" ({ignored} non-image files ignored)" if ignored else ""), quiet or as_json)
     if counts["failed"]:
         raise typer.Exit(1)
+
+
+def _score_table(title, rows, methods):
+    from rich.table import Table
+
+    table = Table(title=title, title_justify="left")
+    table.add_column("image")
+    for method in methods:
+        table.add_column(f"{method} PSNR/SSIM", justify="right")
+    for name, scores in rows:
+        table.add_row(name, *(f"{scores[m].psnr:.2f} / {scores[m].ssim:.4f}" for m in methods))
+    return table
+
+
+@app.command()
+def evaluate(
+    folders: Annotated[list[Path], typer.Argument(help="Folders of HR images (e.g. Set5 Set14 BSD100).")],
+    model: Annotated[Optional[list[Path]], typer.Option(help="ONNX model(s) to score (default: the shipped one); "
+                                                       "repeat to compare.")] = None,
+    device: Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N.")] = "auto",
+    tile: Annotated[str, typer.Option(help="Tile side in LR pixels, 0 or auto.")] = "192",
+    tile_pad: Annotated[int, typer.Option(min=0)] = 24,
+    save: Annotated[Optional[Path], typer.Option(help="Write bicubic | model | original crops here.")] = None,
+    json_file: Annotated[Optional[Path], typer.Option("--json", help="Write all scores as JSON.")] = None,
+    per_image: Annotated[bool, typer.Option(help="Show a row per image, not only folder means.")] = True,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q")] = False,
+):
+    """Score models against bicubic: x4 bicubic LR, Y-channel PSNR/SSIM with a 4 px border (standard protocol)."""
+    from rich.console import Console
+
+    from srgan_cli.evaluate import evaluate_folder, mean_scores
+    from srgan_cli.inference import Upscaler
+
+    models = model or [None]
+    names = [m.stem if m else "default" for m in models]
+    upscalers = {n: run_or_exit(Upscaler, m, device=device, tile=parse_tile(tile), tile_pad=tile_pad)
+                 for n, m in zip(names, models)}
+    console, report = Console(), {}
+    for folder in folders:
+        results = run_or_exit(evaluate_folder, folder, upscalers, save)
+        means = mean_scores(results)
+        methods = list(means)
+        rows = [(r.name, r.scores) for r in results] if per_image else []
+        if not quiet:
+            console.print(_score_table(f"{folder.name} ({len(results)} images)", [*rows, ("mean", means)], methods))
+        report[folder.name] = {"images": {r.name: {m: vars(s) for m, s in r.scores.items()} for r in results},
+                               "mean": {m: vars(s) for m, s in means.items()}}
+    if json_file:
+        from srgan_cli.imaging import write_atomic
+        write_atomic((json.dumps(report, indent=2) + "\n").encode(), json_file)

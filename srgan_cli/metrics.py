@@ -29,7 +29,11 @@ def psnr_y(sr, hr, border=4):
 
 def ssim_y(sr, hr, border=4):
     """SSIM (Wang et al. 2004: 11x11 Gaussian window, sigma 1.5, K1 0.01, K2 0.03, L 255) on the Y channels."""
-    from skimage.metrics import structural_similarity
+    try:
+        from skimage.metrics import structural_similarity
+    except ImportError:
+        from srgan_cli.errors import SrganError
+        raise SrganError("SSIM needs scikit-image: pip install 'srgan-cli[eval]'") from None
 
     return float(structural_similarity(
         _y_cropped(sr, border), _y_cropped(hr, border), data_range=255.0,

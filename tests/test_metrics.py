@@ -1,0 +1,53 @@
+"""The evaluation protocol's metrics against values worked out by hand, and `srgan evaluate` on a tiny set."""
+
+import json
+import math
+
+import numpy as np
+import pytest
+from PIL import Image
+from typer.testing import CliRunner
+
+from conftest import photo_array
+from srgan_cli.cli import app
+from srgan_cli.metrics import mod_crop, psnr_y, rgb_to_y, ssim_y
+
+
+def test_bt601_luma_of_black_and_white():
+    assert rgb_to_y(np.zeros((1, 1, 3), np.uint8))[0, 0] == pytest.approx(16.0)
+    assert rgb_to_y(np.full((1, 1, 3), 255, np.uint8))[0, 0] == pytest.approx(235.0)
+
+
+def test_psnr_of_a_uniform_offset_ignores_the_border():
+    a = np.full((20, 20, 3), 100, np.uint8)
+    b = a + 10
+    b[:4] = 0  # damage confined to the 4 px border must not count
+    expected = 10 * math.log10(255 ** 2 / (10 * 219 / 255) ** 2)
+    assert psnr_y(b, a, border=4) == pytest.approx(expected, abs=1e-9)
+    assert psnr_y(a, a) == math.inf
+
+
+def test_ssim_of_constant_images_matches_the_formula():
+    a, b = np.full((32, 32), 100.0), np.full((32, 32), 110.0)
+    c1 = (0.01 * 255) ** 2
+    assert ssim_y(b, a) == pytest.approx((2 * 100 * 110 + c1) / (100 ** 2 + 110 ** 2 + c1), abs=1e-6)
+    assert ssim_y(a, a) == pytest.approx(1.0)
+
+
+def test_mod_crop():
+    assert mod_crop(np.zeros((13, 10, 3))).shape == (12, 8, 3)
+
+
+def test_evaluate_reports_bicubic_and_model_per_image_and_mean(model_path, tmp_path):
+    folder = tmp_path / "Tiny"
+    folder.mkdir()
+    for i in range(2):
+        Image.fromarray(photo_array(50, 43, seed=i)).save(folder / f"im{i}.png")
+    result = CliRunner().invoke(app, ["evaluate", str(folder), "--model", str(model_path), "--device", "cpu",
+                                      "--json", str(tmp_path / "s.json"), "--save", str(tmp_path / "crops")])
+    assert result.exit_code == 0, result.output
+    report = json.loads((tmp_path / "s.json").read_text())["Tiny"]
+    assert set(report["images"]) == {"im0", "im1"} and set(report["mean"]) == {"bicubic", "tiny"}
+    assert 20 < report["mean"]["bicubic"]["psnr"] < 60 and 0 < report["mean"]["tiny"]["ssim"] <= 1
+    crop = Image.open(tmp_path / "crops" / "Tiny" / "im0.png")
+    assert crop.size == (3 * 40, 40)  # bicubic | model | original, 48x40 HR after mod-crop
