@@ -11,7 +11,7 @@ from srgan_cli.config import TrainConfig
 from srgan_cli.errors import SrganError
 from srgan_cli.imaging import write_atomic
 from srgan_cli.layers import Rescale
-from srgan_cli.networks import SCALE, build_generator
+from srgan_cli.networks import SCALE, build_generator, phase_tail_weights
 
 OPSET = 17
 TOLERANCE = {False: 1e-4, True: 2e-2}  # fp32, fp16 weights
@@ -58,15 +58,26 @@ def load_generator(source, which="best"):
         raise SrganError(f"{path}: cannot load the generator ({str(err).splitlines()[0][:160]})") from None
 
 
+def generator_shape(generator):
+    """(residual blocks, channels) of a built generator."""
+    blocks = sum(isinstance(layer, keras.layers.Add) for layer in generator.layers) - 1
+    return blocks, generator.layers[1].filters
+
+
 def _float32_copy(model):
     """Rebuild under the float32 policy (a mixed-precision model would export float16 outputs)."""
     if model.dtype_policy.name == "float32" and model.compute_dtype == "float32":
         return model
-    blocks = sum(1 for layer in model.layers if isinstance(layer, keras.layers.Add)) - 1
-    channels = model.layers[1].filters
-    clean = build_generator(blocks, channels)
+    clean = build_generator(*generator_shape(model))
     clean.set_weights(model.get_weights())
     return clean
+
+
+def fast_variant(generator):
+    """The same function with the last conv computed in sub-pixel phases at 2x (see networks.phase_tail_weights)."""
+    fast = build_generator(*generator_shape(generator), phase_tail=True)
+    fast.set_weights(phase_tail_weights(generator.get_weights()))
+    return fast
 
 
 def with_unit_range(generator):
@@ -171,7 +182,7 @@ def export(source, output, which="best", fp16=False):
 
     generator, config, state = load_generator(source, which)
     model = with_unit_range(generator)
-    onnx_model = to_onnx(model)
+    onnx_model = to_onnx(with_unit_range(fast_variant(generator)))  # checked below against the plain model
     if fp16:
         onnx_model = _fp16(onnx_model)
     info = {"scale": SCALE, "layout": "NHWC", "value_range": "0,1", "input": "lr: float32 RGB [0,1] (batch,height,width,3)",
@@ -191,6 +202,5 @@ def export(source, output, which="best", fp16=False):
 
 
 def _architecture(config, generator):
-    blocks = config.blocks if config else sum(isinstance(layer, keras.layers.Add) for layer in generator.layers) - 1
-    channels = config.channels if config else generator.layers[1].filters
+    blocks, channels = generator_shape(generator)
     return f"SRResNet generator (Ledig et al. 2017), {blocks} residual blocks, {channels} channels, x4 pixel shuffle"

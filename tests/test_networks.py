@@ -125,3 +125,19 @@ def test_missing_vgg_weights_name_both_remedies(tmp_path):
         losses.build_feature_extractor("vgg54", str(tmp_path / "missing.h5"))
     message = str(err.value)
     assert "--vgg-weights" in message and "internet" in message and "\n" not in message
+
+
+def test_phase_tail_variant_computes_the_same_function():
+    from srgan_cli.networks import phase_tail_weights
+
+    g = build_generator(blocks=2, channels=8)
+    rng = np.random.default_rng(0)
+    g.set_weights([np.abs(w) + 0.5 if "variance" in v.path else w + rng.normal(0, 0.05, w.shape).astype("float32")
+                   for v, w in zip(g.weights, g.get_weights())])
+    fast = build_generator(blocks=2, channels=8, phase_tail=True)
+    fast.set_weights(phase_tail_weights(g.get_weights()))
+    lr = rng.random((2, 13, 17, 3), dtype=np.float32)
+    expected = np.asarray(g(lr))
+    assert expected.std() > 0.05
+    np.testing.assert_allclose(np.asarray(fast(lr)), expected, atol=1e-5)
+    assert [c.filters for c in layers_of(fast, keras.layers.Conv2D)][-1] == 12
