@@ -14,6 +14,7 @@ from rich.text import Text
 from srgan_cli.cli import app, run_or_exit
 from srgan_cli.console import error_line, info_line, make_progress
 from srgan_cli.errors import UsageError
+from srgan_cli.tiling import DEFAULT_PAD, DEFAULT_TILE
 
 log = logging.getLogger("srgan")
 
@@ -95,8 +96,8 @@ def upscale(
                                                    "Default: <stem>_x4.<ext> beside each input.")] = None,
     model: Annotated[Optional[Path], typer.Option(help="ONNX model (default: the shipped model).")] = None,
     device: Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N.")] = "auto",
-    tile: Annotated[str, typer.Option(help="Tile side in LR pixels, 0 for whole image, or auto.")] = "192",
-    tile_pad: Annotated[int, typer.Option(min=0, help="Context pixels per tile side.")] = 24,
+    tile: Annotated[str, typer.Option(help="Tile side in LR pixels, 0 for whole image, or auto.")] = str(DEFAULT_TILE),
+    tile_pad: Annotated[int, typer.Option(min=0, help="Context pixels per tile side.")] = DEFAULT_PAD,
     outscale: Annotated[Optional[float], typer.Option(min=0.01, help="Final scale if not the model's (e.g. 2, 3.5).")] = None,
     tta: Annotated[bool, typer.Option(help="Average the 8 flips/rotations (8x slower).")] = False,
     alpha: Annotated[AlphaMode, typer.Option(help="How transparency is upscaled.")] = AlphaMode.bicubic,
@@ -161,8 +162,8 @@ def evaluate(
     model: Annotated[Optional[list[Path]], typer.Option(help="ONNX model(s) to score (default: the shipped one); "
                                                        "repeat to compare.")] = None,
     device: Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N.")] = "auto",
-    tile: Annotated[str, typer.Option(help="Tile side in LR pixels, 0 or auto.")] = "192",
-    tile_pad: Annotated[int, typer.Option(min=0)] = 24,
+    tile: Annotated[str, typer.Option(help="Tile side in LR pixels, 0 or auto.")] = str(DEFAULT_TILE),
+    tile_pad: Annotated[int, typer.Option(min=0)] = DEFAULT_PAD,
     save: Annotated[Optional[Path], typer.Option(help="Write bicubic | model | original crops here.")] = None,
     json_file: Annotated[Optional[Path], typer.Option("--json", help="Write all scores as JSON.")] = None,
     per_image: Annotated[bool, typer.Option(help="Show a row per image, not only folder means.")] = True,

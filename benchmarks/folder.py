@@ -1,0 +1,54 @@
+"""Folder throughput: `srgan upscale` on a folder of photos against the sum of pure inference time for the same
+photos, in one run. Decoding, encoding and writing should hide behind inference (target: overhead <= 10%)."""
+
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from _common import ROOT, best_time, model_path, parser, report
+from srgan_cli import batch, imaging
+from srgan_cli.inference import Upscaler
+
+
+def make_photos(folder, count, seed=0):
+    """`count` JPEG photos of varied sizes cut from the example photos."""
+    rng = np.random.default_rng(seed)
+    sources = [Image.open(p).convert("RGB") for p in sorted((ROOT / "examples").glob("*.png"))]
+    for i in range(count):
+        src = sources[i % len(sources)]
+        w, h = int(rng.integers(120, 240)), int(rng.integers(90, 180))
+        x, y = int(rng.integers(0, src.width - w)), int(rng.integers(0, src.height - h))
+        src.crop((x, y, x + w, y + h)).save(folder / f"photo_{i:02d}.jpg", quality=92)
+
+
+def main():
+    p = parser(__doc__)
+    p.add_argument("--count", type=int, default=20)
+    args = p.parse_args()
+    upscaler = Upscaler(model_path(args), device="cpu")
+    with tempfile.TemporaryDirectory() as tmp:
+        src, out = Path(tmp) / "in", Path(tmp) / "out"
+        src.mkdir()
+        make_photos(src, args.count)
+        photos = [imaging.read_photo(f) for f in sorted(src.iterdir())]
+        upscaler.upscale_photo(photos[0])  # warm-up
+        inference = sum(best_time(lambda ph=ph: upscaler.upscale_photo(ph), 1, warmup=0) for ph in photos)
+        options = batch.Options(out=out, overwrite=True)
+        jobs, _ = batch.collect_jobs([src], options)
+        outcomes = []
+        start = time.perf_counter()
+        batch.run_batch(jobs, upscaler.upscale_photo, options, outcomes.append)
+        total = time.perf_counter() - start
+    done = sum(o.status == "done" for o in outcomes)
+    lr_mp = sum(ph.size[0] * ph.size[1] for ph in photos) / 1e6
+    rows = [{"what": "pure inference (sum over photos)", "seconds": inference},
+            {"what": "srgan upscale folder (decode+infer+encode+write)", "seconds": total}]
+    report("folder", rows, args, {"photos": f"{done}/{len(photos)} done, {lr_mp:.2f} LR MP, JPEG in and out",
+                                  "overhead": total / inference - 1, "target": "overhead <= 0.10"})
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,39 @@
+"""Tiling overhead: the default tiled settings against the whole image in one run, with the largest pixel
+difference (target: at most 25% slower, at most 1/255 apart). `--sweep` also tries other tile/pad pairs."""
+
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from _common import ROOT, best_time, model_path, parser, report
+from srgan_cli.inference import DEFAULT_PAD, DEFAULT_TILE, Upscaler
+
+
+def main():
+    p = parser(__doc__)
+    p.add_argument("--photo", type=Path, default=ROOT / "examples" / "coffee.png")
+    p.add_argument("--sweep", action="store_true", help="also measure tiles 128/192/256 x pads 8/16/24/32")
+    args = p.parse_args()
+    path = model_path(args)
+    image = np.asarray(Image.open(args.photo).convert("RGB"), dtype=np.float32) / 255.0
+    whole_upscaler = Upscaler(path, device="cpu", tile=0)
+    whole = whole_upscaler.upscale_array(image)
+    whole_s = best_time(lambda: whole_upscaler.upscale_array(image), args.repeat, warmup=0)
+    pairs = [(DEFAULT_TILE, DEFAULT_PAD)]
+    if args.sweep:
+        pairs += [(t, p_) for t in (128, 192, 256) for p_ in (8, 16, 24, 32) if (t, p_) != pairs[0]]
+    rows = []
+    for tile, pad in pairs:
+        tiled_upscaler = Upscaler(path, device="cpu", tile=tile, tile_pad=pad)
+        tiled = tiled_upscaler.upscale_array(image)
+        seconds = best_time(lambda: tiled_upscaler.upscale_array(image), args.repeat, warmup=0)
+        diff = float(np.abs(tiled - whole).max())
+        rows.append({"tile": tile, "pad": pad, "seconds": seconds, "slower_than_whole": seconds / whole_s - 1,
+                     "max_abs_diff": diff, "max_diff_in_255ths": diff * 255})
+    report("tiling", rows, args, {"photo": f"{args.photo.name} {image.shape[1]}x{image.shape[0]} LR",
+                                  "whole_image_seconds": whole_s, "target": "slower <= 0.25, max_diff_in_255ths <= 1"})
+
+
+if __name__ == "__main__":
+    main()
