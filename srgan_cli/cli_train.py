@@ -10,7 +10,7 @@ from rich.progress import TextColumn
 
 from srgan_cli.cli import app, run_or_exit
 from srgan_cli.config import TrainConfig
-from srgan_cli.console import info_line, make_progress
+from srgan_cli.console import RateColumn, info_line, make_progress
 
 
 class Phase(str, Enum):
@@ -42,7 +42,7 @@ def quiet_tensorflow():
 
 
 def _train_progress(quiet, total):
-    progress = make_progress(quiet, TextColumn("{task.fields[stats]}"))
+    progress = make_progress(quiet, RateColumn("steps/s"), TextColumn("{task.fields[stats]}"))
     task = progress.add_task("train", total=total, stats="")
     plain = quiet is False and not progress.live.is_started and progress.disable
 

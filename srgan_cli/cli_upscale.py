@@ -8,11 +8,9 @@ from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
-from rich.progress import ProgressColumn
-from rich.text import Text
 
 from srgan_cli.cli import app, run_or_exit
-from srgan_cli.console import error_line, info_line, make_progress
+from srgan_cli.console import RateColumn, error_line, info_line, make_progress
 from srgan_cli.errors import UsageError
 from srgan_cli.tiling import DEFAULT_PAD, DEFAULT_TILE
 
@@ -29,13 +27,6 @@ class OutFormat(str, Enum):
 class AlphaMode(str, Enum):
     bicubic = "bicubic"
     model = "model"
-
-
-class MegapixelRate(ProgressColumn):
-    """LR megapixels per second of the task."""
-
-    def render(self, task):
-        return Text(f"{(task.speed or 0) / 1e6:.2f} MP/s" if task.fields.get("pixels") else "")
 
 
 def parse_tile(text):
@@ -62,8 +53,8 @@ class Reporter:
     def __init__(self, progress, as_json, quiet):
         self.progress, self.as_json, self.quiet = progress, as_json, quiet
         self.counts = {"done": 0, "skipped": 0, "failed": 0}
-        self.files = progress.add_task("files", total=0)
-        self.pixels = progress.add_task("pixels", total=0, pixels=True)
+        self.files = progress.add_task("files", total=0, rate=False)
+        self.pixels = progress.add_task("LR pixels", total=0)
 
     def __call__(self, outcome):
         self.counts[outcome.status] += 1
@@ -128,7 +119,7 @@ def upscale(
     upscaler = run_or_exit(_upscaler, model, device, tile, tile_pad, tta, alpha.value, threads, scale, layout,
                            value_range, quiet)
     step = lambda photo, on_window: upscaler.upscale_photo(photo, outscale, on_window)  # noqa: E731
-    with make_progress(quiet or as_json, MegapixelRate()) as progress:
+    with make_progress(quiet or as_json, RateColumn("MP/s", 1e-6)) as progress:
         reporter = Reporter(progress, as_json, quiet)
         progress.update(reporter.files, total=len(jobs))
         progress.update(reporter.pixels, total=sum(_image_pixels(j.source) for j in jobs) if jobs else 0)

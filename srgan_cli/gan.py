@@ -8,8 +8,9 @@ from srgan_cli import losses
 from srgan_cli.networks import build_discriminator, build_generator
 
 
-def _adam(lr):
-    return keras.optimizers.Adam(learning_rate=lr, beta_1=0.9)
+def _adam(lr, mixed_precision=False):
+    adam = keras.optimizers.Adam(learning_rate=lr, beta_1=0.9)
+    return keras.optimizers.LossScaleOptimizer(adam) if mixed_precision else adam
 
 
 class Trainer:
@@ -25,9 +26,9 @@ class Trainer:
         gan = config.phase == "gan"
         with strategy.scope():
             self.generator = build_generator(config.blocks, config.channels)
-            self.g_optimizer = _adam(config.lr)
+            self.g_optimizer = _adam(config.lr, config.mixed_precision)
             self.discriminator = build_discriminator(config.hr_size) if gan else None
-            self.d_optimizer = _adam(config.lr) if gan else None
+            self.d_optimizer = _adam(config.lr, config.mixed_precision) if gan else None
             extractor = None
             if gan and config.content_loss != "mse":
                 extractor = losses.build_feature_extractor(config.content_loss, config.vgg_weights or None)
@@ -56,15 +57,16 @@ class Trainer:
     def _replica_mean(self, loss):
         return ops.cast(loss, "float32") / self.strategy.num_replicas_in_sync
 
-    def _apply(self, optimizer, model, tape, loss):
-        grads = tape.gradient(optimizer.scale_loss(loss), model.trainable_variables)
-        optimizer.apply(grads, model.trainable_variables)
+    def _apply(self, optimizer, model, tape, scaled_loss):
+        """Apply gradients of a loss already passed through optimizer.scale_loss inside the tape."""
+        optimizer.apply(tape.gradient(scaled_loss, model.trainable_variables), model.trainable_variables)
 
     def _pretrain_step(self, lr, hr):
         with tf.GradientTape() as tape:
             sr = ops.cast(self.generator(lr, training=True), "float32")
             loss = self._replica_mean(self.pixel_loss(hr, sr))
-        self._apply(self.g_optimizer, self.generator, tape, loss)
+            scaled = self.g_optimizer.scale_loss(loss)  # loss scaling under mixed precision, identity otherwise
+        self._apply(self.g_optimizer, self.generator, tape, scaled)
         return {"g_loss": loss}
 
     def _gan_step(self, lr, hr):
@@ -78,7 +80,8 @@ class Trainer:
         with tf.GradientTape() as tape:
             real, fake = ops.cast(d(hr, training=True), "float32"), ops.cast(d(sr, training=True), "float32")
             d_loss = self._replica_mean(losses.discriminator_loss(real, fake))
-        self._apply(self.d_optimizer, d, tape, d_loss)
+            scaled = self.d_optimizer.scale_loss(d_loss)
+        self._apply(self.d_optimizer, d, tape, scaled)
         return d_loss
 
     def generator_update(self, lr, hr):
@@ -88,5 +91,6 @@ class Trainer:
             content = self._replica_mean(self.content_loss(hr, sr))
             adv = self._replica_mean(losses.adversarial_loss(ops.cast(self.discriminator(sr, training=True), "float32")))
             g_loss = content + self.config.adv_weight * adv
-        self._apply(self.g_optimizer, self.generator, tape, g_loss)
+            scaled = self.g_optimizer.scale_loss(g_loss)
+        self._apply(self.g_optimizer, self.generator, tape, scaled)
         return {"g_loss": g_loss, "content_loss": content, "adv_loss": adv}

@@ -157,8 +157,7 @@ def train(config, run_dir, resume=False, progress=None):
     """
     run, config = prepare_run(config, run_dir, resume)
 
-    if config.mixed_precision:
-        keras.mixed_precision.set_global_policy("mixed_float16")
+    keras.mixed_precision.set_global_policy("mixed_float16" if config.mixed_precision else "float32")
     keras.backend.clear_session()  # fresh layer names and seed generator: the same run in or out of process
     keras.utils.set_random_seed(config.seed)
     strategy = make_strategy(config.strategy)

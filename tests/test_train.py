@@ -229,3 +229,13 @@ def test_export_refuses_when_onnx_disagrees_with_keras(photos, tmp_path, monkeyp
     result = runner.invoke(app, ["export", str(tmp_path / "d"), "-o", str(tmp_path / "d.onnx")])
     assert result.exit_code == 1 and "differs from Keras" in result.output
     assert not (tmp_path / "d.onnx").exists()
+
+
+def test_mixed_precision_trains_and_exports_float32(photos, tmp_path):
+    result = train("--data", photos, "--runs", tmp_path, "--name", "mp", *TINY, "--steps", "2", "--mixed-precision", "-q")
+    assert result.exit_code == 0, result.output
+    result = runner.invoke(app, ["export", str(tmp_path / "mp" / "generator.keras"), "-o", str(tmp_path / "mp.onnx")])
+    assert result.exit_code == 0, result.output
+    import onnx
+    model = onnx.load(str(tmp_path / "mp.onnx"))
+    assert model.graph.output[0].type.tensor_type.elem_type == onnx.TensorProto.FLOAT
