@@ -19,10 +19,11 @@ CHECK_SHAPES = ((1, 23, 37, 3), (2, 31, 18, 3))
 
 
 def _config_near(path):
-    for candidate in (path.parent / "config.json", path.parent.parent / "config.json"):
+    stem = path.name.removesuffix(".weights.h5")
+    for candidate in (path.parent / f"{stem}.config.json", path.parent / "config.json", path.parent.parent / "config.json"):
         if candidate.is_file():
             return TrainConfig.load(candidate)
-    raise SrganError(f"{path}: a .weights.h5 needs the run's config.json beside it")
+    raise SrganError(f"{path}: a .weights.h5 needs the run's config.json (or {stem}.config.json) beside it")
 
 
 def load_generator(source, which="best"):

@@ -19,6 +19,8 @@ ORIENTATION = 0x0112
 LAYOUT_TAGS = {254, 256, 257, 258, 259, 262, 266, 273, 277, 278, 279, 282, 283, 284, 296, 317, 322, 323, 324, 325,
                338, 339, 34675}
 Image.MAX_IMAGE_PIXELS = None  # we check sizes ourselves against --max-pixels, with a clear message
+_UMASK = os.umask(0)
+os.umask(_UMASK)  # read once at import: outputs get the usual permissions, not mkstemp's 0600
 
 
 @dataclass
@@ -264,6 +266,7 @@ def write_atomic(data, path):
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
+            os.fchmod(f.fileno(), 0o666 & ~_UMASK)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
