@@ -44,7 +44,7 @@ def quiet_tensorflow():
 def _train_progress(quiet, total):
     progress = make_progress(quiet, RateColumn("steps/s"), TextColumn("{task.fields[stats]}"))
     task = progress.add_task("train", total=total, stats="")
-    plain = quiet is False and not progress.live.is_started and progress.disable
+    plain = not quiet and progress.disable  # no live display (not a terminal): log a line every 100 steps
 
     def update(step, steps, row):
         losses = " ".join(f"{k} {row[k]:.4g}" for k in ("g_loss", "d_loss") if row.get(k) is not None)
