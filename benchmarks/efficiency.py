@@ -5,9 +5,9 @@ import re
 
 import numpy as np
 import onnx
+from _common import best_time, model_path, parser, report, test_image
 from onnx import TensorProto, helper, shape_inference
 
-from _common import best_time, model_path, parser, report, test_image
 from srgan_cli.inference import Upscaler, open_session
 
 
@@ -70,7 +70,8 @@ def main():
     achieved = flops / seconds
     rows = [{"what": "upscaler", "seconds": seconds, "out_MP_per_s": out_pixels / seconds / 1e6,
              "GFLOP_per_s": achieved / 1e9},
-            {"what": "ORT MatMul 1024^3", "seconds": 2 * 1024 ** 3 / peak, "out_MP_per_s": "-", "GFLOP_per_s": peak / 1e9}]
+            {"what": "ORT MatMul 1024^3", "seconds": 2 * 1024 ** 3 / peak, "out_MP_per_s": "-",
+             "GFLOP_per_s": peak / 1e9}]
     report("efficiency", rows, args, {"MFLOP_per_output_pixel": flops / out_pixels / 1e6,
                                       "graph_MFLOP_per_output_pixel": graph_flops / out_pixels / 1e6,
                                       "fraction_of_peak": achieved / peak, "target": 0.70,

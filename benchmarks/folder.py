@@ -6,9 +6,9 @@ import time
 from pathlib import Path
 
 import numpy as np
+from _common import ROOT, best_time, model_path, parser, report
 from PIL import Image
 
-from _common import ROOT, best_time, model_path, parser, report
 from srgan_cli import batch, imaging
 from srgan_cli.inference import Upscaler
 

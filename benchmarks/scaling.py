@@ -10,9 +10,8 @@ import time
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
-
 from _common import model_path, parser, report, test_image
+from PIL import Image
 
 
 def run_measured(cmd):

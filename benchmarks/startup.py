@@ -7,9 +7,8 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
-
 from _common import best_time, model_path, parser, report
+from PIL import Image
 
 
 def main():

@@ -4,9 +4,9 @@ difference (target: at most 25% slower, at most 1/255 apart). `--sweep` also tri
 from pathlib import Path
 
 import numpy as np
+from _common import ROOT, best_time, model_path, parser, report
 from PIL import Image
 
-from _common import ROOT, best_time, model_path, parser, report
 from srgan_cli.inference import DEFAULT_PAD, DEFAULT_TILE, Upscaler
 
 

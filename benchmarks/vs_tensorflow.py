@@ -5,9 +5,8 @@ import os
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
-
 from _common import ROOT, best_time, parser, report
+from PIL import Image
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 

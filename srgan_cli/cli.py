@@ -1,13 +1,12 @@
 """The `srgan` command line: thin Typer commands that validate options and call the library."""
 
 import logging
-from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
 from srgan_cli import __version__
-from srgan_cli.console import error_line, info_line
+from srgan_cli.console import error_line
 from srgan_cli.errors import SrganError
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,

@@ -2,7 +2,6 @@
 
 import json
 import logging
-import sys
 from enum import Enum
 from pathlib import Path
 from typing import Annotated, Optional

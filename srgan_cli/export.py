@@ -21,7 +21,8 @@ CHECK_SHAPES = ((1, 23, 37, 3), (2, 31, 18, 3))
 
 def _config_near(path):
     stem = path.name.removesuffix(".weights.h5")
-    for candidate in (path.parent / f"{stem}.config.json", path.parent / "config.json", path.parent.parent / "config.json"):
+    folder = path.parent
+    for candidate in (folder / f"{stem}.config.json", folder / "config.json", folder.parent / "config.json"):
         if candidate.is_file():
             return TrainConfig.load(candidate)
     raise SrganError(f"{path}: a .weights.h5 needs the run's config.json (or {stem}.config.json) beside it")
@@ -230,7 +231,8 @@ def export(source, output, which="best", fp16=False):
     fuse_prelu(onnx_model)
     if fp16:
         onnx_model = _fp16(onnx_model)
-    info = {"scale": SCALE, "layout": "NHWC", "value_range": "0,1", "input": "lr: float32 RGB [0,1] (batch,height,width,3)",
+    info = {"scale": SCALE, "layout": "NHWC", "value_range": "0,1",
+            "input": "lr: float32 RGB [0,1] (batch,height,width,3)",
             "output": "sr: float32 RGB [0,1] (batch,4*height,4*width,3)", "source": str(source),
             "architecture": _architecture(config, generator), "precision": "fp16" if fp16 else "fp32"}
     if config:

@@ -89,7 +89,8 @@ class Trainer:
         with tf.GradientTape() as tape:
             sr = ops.cast(self.generator(lr, training=True), "float32")
             content = self._replica_mean(self.content_loss(hr, sr))
-            adv = self._replica_mean(losses.adversarial_loss(ops.cast(self.discriminator(sr, training=True), "float32")))
+            fake_logits = ops.cast(self.discriminator(sr, training=True), "float32")
+            adv = self._replica_mean(losses.adversarial_loss(fake_logits))
             g_loss = content + self.config.adv_weight * adv
             scaled = self.g_optimizer.scale_loss(g_loss)
         self._apply(self.g_optimizer, self.generator, tape, scaled)

@@ -1,4 +1,4 @@
-"""Photo I/O: every mode a user meets (gray, alpha, palette, CMYK, 16-bit), EXIF rotation, ICC/EXIF/DPI, atomic writes."""
+"""Photo I/O: every mode a user meets (gray, alpha, palette, CMYK, 16-bit), EXIF rotation, metadata, atomic writes."""
 
 import io
 import os

@@ -7,12 +7,12 @@ import sys
 
 import numpy as np
 import pytest
+from conftest import SRGAN_META, photo_array
 from PIL import Image
+from tiny_models import make_sr_model
 from typer.testing import CliRunner
 
-from conftest import SRGAN_META, photo_array
 from srgan_cli.cli import app
-from tiny_models import make_sr_model
 
 runner = CliRunner()
 

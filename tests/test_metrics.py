@@ -5,10 +5,10 @@ import math
 
 import numpy as np
 import pytest
+from conftest import photo_array
 from PIL import Image
 from typer.testing import CliRunner
 
-from conftest import photo_array
 from srgan_cli.cli import app
 from srgan_cli.metrics import mod_crop, psnr_y, rgb_to_y, ssim_y
 

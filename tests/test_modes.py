@@ -6,9 +6,9 @@ import numpy as np
 import png
 import pytest
 import tifffile
+from conftest import photo_array
 from PIL import Image, ImageCms
 
-from conftest import photo_array
 from srgan_cli import imaging
 from srgan_cli.inference import Upscaler
 

@@ -15,6 +15,7 @@ tf = pytest.importorskip("tensorflow")
 keras = pytest.importorskip("keras")
 
 from conftest import photo_array  # noqa: E402
+
 from srgan_cli import data  # noqa: E402
 from srgan_cli.cli import app  # noqa: E402
 from srgan_cli.errors import SrganError  # noqa: E402
@@ -232,7 +233,8 @@ def test_export_refuses_when_onnx_disagrees_with_keras(photos, tmp_path, monkeyp
 
 
 def test_mixed_precision_trains_and_exports_float32(photos, tmp_path):
-    result = train("--data", photos, "--runs", tmp_path, "--name", "mp", *TINY, "--steps", "2", "--mixed-precision", "-q")
+    result = train("--data", photos, "--runs", tmp_path, "--name", "mp", *TINY, "--steps", "2",
+                   "--mixed-precision", "-q")
     assert result.exit_code == 0, result.output
     result = runner.invoke(app, ["export", str(tmp_path / "mp" / "generator.keras"), "-o", str(tmp_path / "mp.onnx")])
     assert result.exit_code == 0, result.output

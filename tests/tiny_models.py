@@ -35,8 +35,6 @@ def make_sr_model(path=None, scale=4, depth=1, kernel=3, metadata=None, layout="
         cout = 3 * scale * scale if i == depth - 1 else channels
         _conv(f"c{i}", x, f"h{i}", channels, cout, kernel, rng, nodes, inits)
         x = f"h{i}"
-    if depth == 0 or channels != 3:
-        pass
     # the last conv emits each colour channel r*r times: DepthToSpace (DCR) turns it into a nearest-like upscale
     w = np.zeros((3 * scale * scale, 3 * scale * scale, 1, 1), np.float32)
     for c in range(3):
@@ -46,7 +44,7 @@ def make_sr_model(path=None, scale=4, depth=1, kernel=3, metadata=None, layout="
     nodes.append(helper.make_node("Conv", [x, "spread_w"], ["spread"]))
     nodes.append(helper.make_node("DepthToSpace", ["spread"], ["up"], blocksize=scale, mode="DCR"))
     lo, hi = value_range
-    inits += [numpy_helper.from_array(np.array(lo, np.float32), "lo"), numpy_helper.from_array(np.array(hi, np.float32), "hi")]
+    inits += [numpy_helper.from_array(np.array(v, np.float32), n) for v, n in ((lo, "lo"), (hi, "hi"))]
     nodes.append(helper.make_node("Clip", ["up", "lo", "hi"], ["clipped"]))
     out_shape = ["N", "H4", "W4", 3] if layout == "NHWC" else ["N", 3, "H4", "W4"]
     if layout == "NHWC":
