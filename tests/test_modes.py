@@ -138,3 +138,14 @@ def test_python_api_takes_and_returns_pil_images(upscaler):
     for mode in ("RGB", "L", "RGBA", "LA"):
         out = upscaler.upscale(Image.fromarray(photo_array(7, 5, 4)).convert(mode))
         assert (out.size, out.mode) == ((20, 28), mode)
+
+
+def test_one_upscaler_serves_several_threads(upscaler):
+    from concurrent.futures import ThreadPoolExecutor
+
+    images = [Image.fromarray(photo_array(9 + i, 13 + 2 * i, seed=i)) for i in range(6)]
+    expected = [np.asarray(upscaler.upscale(im)) for im in images]
+    with ThreadPoolExecutor(4) as pool:
+        results = list(pool.map(lambda im: np.asarray(upscaler.upscale(im)), images * 3))
+    for i, result in enumerate(results):
+        np.testing.assert_array_equal(result, expected[i % len(images)])
