@@ -61,7 +61,7 @@ def train(
     name: Annotated[str, typer.Option(help="Run name: the run folder is RUNS/NAME.")] = "srgan",
     runs: Annotated[Path, typer.Option(help="Folder holding run folders.")] = Path("runs"),
     phase: Annotated[Phase, typer.Option(help="pretrain: SRResNet with pixel loss; gan: adversarial.")] = Phase.pretrain,
-    steps: Annotated[int, typer.Option(min=1, help="Total steps of the run (raise it with --resume to extend).")] = 100_000,
+    steps: Annotated[Optional[int], typer.Option(min=1, help="Total steps of the run [default: 100000; with --resume: the run's own, or raise it to extend].", show_default=False)] = None,
     batch_size: Annotated[int, typer.Option(min=1, help="Global batch size.")] = 16,
     hr_size: Annotated[int, typer.Option(min=8, help="HR crop side (multiple of 4).")] = 96,
     lr: Annotated[float, typer.Option(help="Adam learning rate.")] = 1e-4,
@@ -90,6 +90,8 @@ def train(
         raise typer.BadParameter("--data is required (a folder of photos)", param_hint="--data")
     if hr_size % 4:
         raise typer.BadParameter("must be a multiple of 4", param_hint="--hr-size")
+    resumed_steps = steps
+    steps = steps or 100_000
     if lr_decay_every is None:
         lr_decay_every = steps // 2 if phase == Phase.gan else 0
     config = TrainConfig(
@@ -104,7 +106,7 @@ def train(
 
     progress, update = _train_progress(quiet, steps)
     with progress:
-        step = run_or_exit(run_training, config, runs / name, resume=resume, progress=update)
+        step = run_or_exit(run_training, config, runs / name, resume=resume, progress=update, steps=resumed_steps)
     info_line(f"stopped at step {step}; run folder {runs / name}", quiet)
 
 

@@ -117,14 +117,14 @@ class RunFolder:
         generator.save_weights(self.root / f"{stem}.weights.h5")
 
 
-def prepare_run(config, run_dir, resume):
-    """Create or reopen a run folder; on resume, the saved config wins over the command line."""
+def prepare_run(config, run_dir, resume, steps=None):
+    """Create or reopen a run folder; on resume the saved config wins, except `steps` when given (to extend)."""
     run = RunFolder(run_dir)
     if resume:
         if not has_checkpoint(run.checkpoint):
             raise SrganError(f"{run_dir}: no checkpoint to resume from")
         saved = type(config).load(run.config)
-        saved.steps = config.steps  # allow extending a run
+        saved.steps = steps or saved.steps
         return run, saved
     if has_checkpoint(run.checkpoint):
         raise SrganError(f"{run_dir} already holds a run: pass --resume to continue it, or choose another --name")
@@ -146,7 +146,7 @@ def init_generator(trainer, init):
         trainer.generator.load_weights(path)
 
 
-def train(config, run_dir, resume=False, progress=None):
+def train(config, run_dir, resume=False, progress=None, steps=None):
     """Train per `config` into `run_dir`; returns the final step reached.
 
     Args:
@@ -154,8 +154,9 @@ def train(config, run_dir, resume=False, progress=None):
         run_dir (str | Path): the run folder.
         resume (bool): continue from the run folder's checkpoint.
         progress (callable | None): called with (step, total, row) after each step for display.
+        steps (int | None): on resume, a new total number of steps (default: the run's own).
     """
-    run, config = prepare_run(config, run_dir, resume)
+    run, config = prepare_run(config, run_dir, resume, steps)
 
     keras.mixed_precision.set_global_policy("mixed_float16" if config.mixed_precision else "float32")
     keras.backend.clear_session()  # fresh layer names and seed generator: the same run in or out of process

@@ -81,6 +81,8 @@ def test_resumed_run_equals_uninterrupted_run(photos, tmp_path):
         np.testing.assert_allclose(a, b, atol=1e-6)
     state = json.loads((tmp_path / "split" / "checkpoint" / "state.json").read_text())
     assert state["step"] == 6
+    assert train("--runs", tmp_path, "--name", "split", "--resume", "-q").exit_code == 0  # keeps the run's 6 steps
+    assert json.loads((tmp_path / "split" / "checkpoint" / "state.json").read_text())["step"] == 6
 
 
 def test_existing_run_needs_resume_and_missing_data_is_an_error(photos, tmp_path):
