@@ -80,7 +80,7 @@ def _upscaler(model, device, tile, tile_pad, tta, alpha, threads, scale, layout,
 
 @app.command()
 def upscale(
-    inputs: Annotated[list[Path], typer.Argument(help="Image files and/or folders (walked recursively).",
+    inputs: Annotated[list[Path], typer.Argument(metavar="INPUT", help="Image files and/or folders (walked recursively).",
                                                  show_default=False)],
     output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Output file (one input) or folder. "
                                                    "Default: <stem>_x4.<ext> beside each input.")] = None,
