@@ -77,8 +77,11 @@ def _file_job(source, options, single):
 def collect_jobs(inputs, options):
     """Expand files and folders (recursively, case-insensitive extensions) into jobs; count skipped other files.
 
+    A file that another input would write (`a_x4.png` beside `a.png` from an earlier run) is not an input: a re-run
+    of the same folder never upscales its own outputs.
+
     Returns:
-        tuple: (list of Job, number of non-image files skipped in folders).
+        tuple: (list of Job, number of files skipped in folders: non-images and earlier outputs).
     """
     jobs, skipped = [], 0
     single = len(inputs) == 1 and Path(inputs[0]).is_file()
@@ -96,7 +99,9 @@ def collect_jobs(inputs, options):
                 jobs.append(_named(path, folder, options))
         else:
             raise UsageError(f"{given}: no such file or folder")
-    return jobs, skipped
+    written_by = {job.target: job.source for job in jobs}
+    fresh = [job for job in jobs if written_by.get(job.source, job.source) == job.source]  # not an earlier output
+    return fresh, skipped + len(jobs) - len(fresh)
 
 
 def parse_shard(text):

@@ -129,7 +129,7 @@ def upscale(
             raise typer.Exit(130) from None
     counts = reporter.counts
     summary = f"{counts['done']} done, {counts['skipped']} skipped, {counts['failed']} failed"
-    info_line(summary + (f" ({ignored} non-image files ignored)" if ignored else ""), quiet or as_json)
+    info_line(summary + (f" ({ignored} other files in folders ignored)" if ignored else ""), quiet or as_json)
     if counts["failed"]:
         raise typer.Exit(1)
 

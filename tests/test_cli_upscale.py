@@ -50,7 +50,7 @@ def test_folder_tree_is_mirrored_and_other_files_counted(model_path, tmp_path):
     assert result.exit_code == 0, result.output
     for rel in ("a_x4.PNG", "sub/b_x4.png", "sub/deeper/c_x4.png"):
         assert Image.open(tmp_path / "out" / rel).size == (36, 32)
-    assert "3 done" in result.output and "1 non-image" in result.output
+    assert "3 done" in result.output and "1 other files" in result.output
 
 
 def test_bad_files_fail_alone_and_leave_nothing_partial(model_path, tmp_path):
@@ -181,3 +181,11 @@ def test_interrupted_write_leaves_no_partial_file(tmp_path, monkeypatch):
     with pytest.raises(KeyboardInterrupt):
         imaging.write_atomic(b"data", tmp_path / "o.png")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_rerun_on_a_folder_does_not_upscale_its_own_outputs(model_path, tmp_path):
+    Image.fromarray(photo_array(6, 7)).save(tmp_path / "a.png")
+    assert upscale(tmp_path, "--model", model_path, "-q").exit_code == 0
+    result = upscale(tmp_path, "--model", model_path, "--skip-existing")
+    assert result.exit_code == 0 and "0 done, 1 skipped" in result.output
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.png", "a_x4.png"]
