@@ -64,10 +64,10 @@ def train(
     steps: Annotated[Optional[int], typer.Option(min=1, help="Total steps of the run [default: 100000; with --resume: the run's own, or raise it to extend].", show_default=False)] = None,
     batch_size: Annotated[int, typer.Option(min=1, help="Global batch size.")] = 16,
     hr_size: Annotated[int, typer.Option(min=8, help="HR crop side (multiple of 4).")] = 96,
-    lr: Annotated[float, typer.Option(help="Adam learning rate.")] = 1e-4,
+    lr: Annotated[Optional[float], typer.Option(help="Adam learning rate [default: 1e-4].", show_default=False)] = None,
     lr_decay_every: Annotated[Optional[int], typer.Option(help="Multiply lr by --lr-decay-factor every N steps "
                                                           "(default: never for pretrain, half the steps for gan).")] = None,
-    lr_decay_factor: Annotated[float, typer.Option(help="Learning-rate decay factor.")] = 0.1,
+    lr_decay_factor: Annotated[Optional[float], typer.Option(help="Learning-rate decay factor [default: 0.1].", show_default=False)] = None,
     blocks: Annotated[int, typer.Option(min=1, help="Residual blocks of the generator.")] = 16,
     channels: Annotated[int, typer.Option(min=4, help="Feature channels of the generator.")] = 64,
     pixel_loss: Annotated[PixelLoss, typer.Option(help="Pretraining pixel loss.")] = PixelLoss.mse,
@@ -90,13 +90,15 @@ def train(
         raise typer.BadParameter("--data is required (a folder of photos)", param_hint="--data")
     if hr_size % 4:
         raise typer.BadParameter("must be a multiple of 4", param_hint="--hr-size")
-    resumed_steps = steps
+    # given on the command line, these also change a resumed run (extend it, or change its schedule)
+    schedule = {k: v for k, v in (("steps", steps), ("lr", lr), ("lr_decay_every", lr_decay_every),
+                                  ("lr_decay_factor", lr_decay_factor)) if v is not None}
     steps = steps or 100_000
     if lr_decay_every is None:
         lr_decay_every = steps // 2 if phase == Phase.gan else 0
     config = TrainConfig(
-        data=str(data or ""), phase=phase.value, steps=steps, batch_size=batch_size, hr_size=hr_size, lr=lr,
-        lr_decay_every=lr_decay_every, lr_decay_factor=lr_decay_factor, blocks=blocks, channels=channels,
+        data=str(data or ""), phase=phase.value, steps=steps, batch_size=batch_size, hr_size=hr_size, lr=lr or 1e-4,
+        lr_decay_every=lr_decay_every, lr_decay_factor=lr_decay_factor or 0.1, blocks=blocks, channels=channels,
         pixel_loss=pixel_loss.value, content_loss=content_loss.value, adv_weight=adv_weight,
         vgg_weights=str(vgg_weights) if vgg_weights else "imagenet", init=str(init or ""), val=str(val or ""),
         val_every=val_every, checkpoint_every=checkpoint_every, sample_every=sample_every, seed=seed,
@@ -106,7 +108,7 @@ def train(
 
     progress, update = _train_progress(quiet, steps)
     with progress:
-        step = run_or_exit(run_training, config, runs / name, resume=resume, progress=update, steps=resumed_steps)
+        step = run_or_exit(run_training, config, runs / name, resume=resume, progress=update, overrides=schedule)
     info_line(f"stopped at step {step}; run folder {runs / name}", quiet)
 
 

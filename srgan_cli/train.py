@@ -1,6 +1,7 @@
 """The training loop: run folder, resumable checkpoints, signals, NaN guard, validation, logs and samples."""
 
 import csv
+import dataclasses
 import json
 import logging
 import math
@@ -117,14 +118,14 @@ class RunFolder:
         generator.save_weights(self.root / f"{stem}.weights.h5")
 
 
-def prepare_run(config, run_dir, resume, steps=None):
-    """Create or reopen a run folder; on resume the saved config wins, except `steps` when given (to extend)."""
+def prepare_run(config, run_dir, resume, overrides=None):
+    """Create or reopen a run folder; on resume the saved config wins, except the `overrides` given (and saved)."""
     run = RunFolder(run_dir)
     if resume:
         if not has_checkpoint(run.checkpoint):
             raise SrganError(f"{run_dir}: no checkpoint to resume from")
-        saved = type(config).load(run.config)
-        saved.steps = steps or saved.steps
+        saved = dataclasses.replace(type(config).load(run.config), **(overrides or {}))
+        saved.save(run.config)
         return run, saved
     if has_checkpoint(run.checkpoint):
         raise SrganError(f"{run_dir} already holds a run: pass --resume to continue it, or choose another --name")
@@ -146,7 +147,7 @@ def init_generator(trainer, init):
         trainer.generator.load_weights(path)
 
 
-def train(config, run_dir, resume=False, progress=None, steps=None):
+def train(config, run_dir, resume=False, progress=None, overrides=None):
     """Train per `config` into `run_dir`; returns the final step reached.
 
     Args:
@@ -154,9 +155,9 @@ def train(config, run_dir, resume=False, progress=None, steps=None):
         run_dir (str | Path): the run folder.
         resume (bool): continue from the run folder's checkpoint.
         progress (callable | None): called with (step, total, row) after each step for display.
-        steps (int | None): on resume, a new total number of steps (default: the run's own).
+        overrides (dict | None): on resume, new values for steps, lr, lr_decay_every, lr_decay_factor.
     """
-    run, config = prepare_run(config, run_dir, resume, steps)
+    run, config = prepare_run(config, run_dir, resume, overrides)
 
     keras.mixed_precision.set_global_policy("mixed_float16" if config.mixed_precision else "float32")
     keras.backend.clear_session()  # fresh layer names and seed generator: the same run in or out of process

@@ -83,6 +83,10 @@ def test_resumed_run_equals_uninterrupted_run(photos, tmp_path):
     assert state["step"] == 6
     assert train("--runs", tmp_path, "--name", "split", "--resume", "-q").exit_code == 0  # keeps the run's 6 steps
     assert json.loads((tmp_path / "split" / "checkpoint" / "state.json").read_text())["step"] == 6
+    assert train("--runs", tmp_path, "--name", "split", "--resume", "--steps", "7", "--lr", "5e-4", "-q").exit_code == 0
+    saved = json.loads((tmp_path / "split" / "config.json").read_text())
+    assert (saved["steps"], saved["lr"], saved["blocks"]) == (7, 5e-4, 1)
+    assert (tmp_path / "split" / "log.csv").read_text().splitlines()[-1].startswith("7,0.0005,")
 
 
 def test_existing_run_needs_resume_and_missing_data_is_an_error(photos, tmp_path):
