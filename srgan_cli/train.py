@@ -151,14 +151,13 @@ def train(config, run_dir, resume=False, progress=None, overrides=None):
     """Train per `config` into `run_dir`; returns the final step reached.
 
     Args:
-        config (TrainConfig): run configuration (ignored but for `steps` when resuming).
+        config (TrainConfig): run configuration (when resuming, the saved one is used instead).
         run_dir (str | Path): the run folder.
         resume (bool): continue from the run folder's checkpoint.
         progress (callable | None): called with (step, total, row) after each step for display.
         overrides (dict | None): on resume, new values for steps, lr, lr_decay_every, lr_decay_factor.
     """
     run, config = prepare_run(config, run_dir, resume, overrides)
-
     keras.mixed_precision.set_global_policy("mixed_float16" if config.mixed_precision else "float32")
     keras.backend.clear_session()  # fresh layer names and seed generator: the same run in or out of process
     keras.utils.set_random_seed(config.seed)
