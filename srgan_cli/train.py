@@ -18,8 +18,9 @@ from PIL import Image
 from srgan_cli import data
 from srgan_cli.checkpoint import has_checkpoint, load_checkpoint, save_checkpoint
 from srgan_cli.errors import SrganError
+from srgan_cli.evaluate import degrade, load_hr
 from srgan_cli.gan import Trainer
-from srgan_cli.metrics import mod_crop, psnr_y, ssim_y
+from srgan_cli.metrics import psnr_y, ssim_y
 
 log = logging.getLogger("srgan")
 LOG_FIELDS = ["step", "lr", "g_loss", "content_loss", "adv_loss", "d_loss", "val_psnr", "val_ssim", "seconds"]
@@ -44,9 +45,8 @@ def load_validation(folder, scale=4):
     """(lr uint8, hr uint8) pairs of a validation folder, LR made with Pillow's bicubic (the eval protocol)."""
     pairs = []
     for path in data.find_photos(folder):
-        hr = mod_crop(np.asarray(Image.open(path).convert("RGB")), scale)
-        lr = np.asarray(Image.fromarray(hr).resize((hr.shape[1] // scale, hr.shape[0] // scale), Image.BICUBIC))
-        pairs.append((lr, hr))
+        hr = load_hr(path, scale)
+        pairs.append((degrade(hr, scale), hr))
     if not pairs:
         raise SrganError(f"{folder}: no validation images")
     return pairs
