@@ -9,6 +9,7 @@ import tensorflow as tf
 from PIL import Image, ImageOps
 
 from srgan_cli.errors import SrganError
+from srgan_cli.imaging import find_images
 
 log = logging.getLogger("srgan")
 PHOTO_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff"}
@@ -25,10 +26,9 @@ class PhotoSet:
 
 def find_photos(folder):
     """All photo files under `folder`, recursively, any extension case, sorted for determinism."""
-    root = Path(folder)
-    if not root.is_dir():
+    if not Path(folder).is_dir():
         raise SrganError(f"{folder}: not a folder")
-    return sorted(p for p in root.rglob("*") if p.is_file() and p.suffix.lower() in PHOTO_SUFFIXES)
+    return find_images(folder, PHOTO_SUFFIXES)
 
 
 def _decode_rgb8(path):

@@ -61,7 +61,7 @@ def evaluate_folder(folder, upscalers, save_dir=None, border=4):
     Returns:
         list: ImageResult per image, sorted by name.
     """
-    paths = sorted(p for p in Path(folder).rglob("*") if p.suffix.lower() in imaging.READ_SUFFIXES)
+    paths = imaging.find_images(folder)
     if not paths:
         raise SrganError(f"{folder}: no images to evaluate")
     scale = next(iter(upscalers.values())).scale

@@ -53,6 +53,11 @@ class Photo:
         return 65535.0 if self.color.dtype == np.uint16 else 255.0
 
 
+def find_images(folder, suffixes=READ_SUFFIXES):
+    """Image files under `folder`, recursively, any extension case, sorted (the same order on every run)."""
+    return sorted(p for p in Path(folder).rglob("*") if p.is_file() and p.suffix.lower() in suffixes)
+
+
 def _rawmode(im):
     args = im.tile[0].args if im.tile else ""
     return args if isinstance(args, str) else (args[0] if args else "")
