@@ -18,6 +18,7 @@ class TrainConfig:
     lr: float = 1e-4
     lr_decay_every: int = 0
     lr_decay_factor: float = 0.1
+    lr_decay_from: int = 0
     blocks: int = 16
     channels: int = 64
     pixel_loss: str = "mse"
@@ -44,7 +45,7 @@ class TrainConfig:
         return cls(**{k: v for k, v in json.loads(Path(path).read_text()).items() if k in known})
 
     def lr_at(self, step):
-        """Learning rate at `step`: lr times lr_decay_factor for every lr_decay_every steps done."""
+        """Learning rate at `step`: lr times lr_decay_factor for every lr_decay_every steps done since lr_decay_from."""
         if self.lr_decay_every <= 0:
             return self.lr
-        return self.lr * self.lr_decay_factor ** (step // self.lr_decay_every)
+        return self.lr * self.lr_decay_factor ** (max(0, step - self.lr_decay_from) // self.lr_decay_every)

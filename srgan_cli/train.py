@@ -133,6 +133,15 @@ def prepare_run(config, run_dir, resume, overrides=None):
     return run, config
 
 
+def restart_schedule(config, run, overrides, step):
+    """A resume that sets lr or its decay starts the new schedule at the resume step (saved in config.json)."""
+    if not set(overrides or {}) & {"lr", "lr_decay_every", "lr_decay_factor"}:
+        return config
+    config = dataclasses.replace(config, lr_decay_from=step)
+    config.save(run.config)
+    return config
+
+
 def init_generator(trainer, init):
     """Load starting generator weights from a .weights.h5, a .keras file or a run folder."""
     path = Path(init)
@@ -155,7 +164,8 @@ def train(config, run_dir, resume=False, progress=None, overrides=None):
         run_dir (str | Path): the run folder.
         resume (bool): continue from the run folder's checkpoint.
         progress (callable | None): called with (step, total, row) after each step for display.
-        overrides (dict | None): on resume, new values for steps, lr, lr_decay_every, lr_decay_factor.
+        overrides (dict | None): on resume, new values for steps, lr, lr_decay_every, lr_decay_factor; a new
+            lr or decay counts its decay steps from the resume step.
     """
     run, config = prepare_run(config, run_dir, resume, overrides)
     keras.mixed_precision.set_global_policy("mixed_float16" if config.mixed_precision else "float32")
@@ -170,6 +180,7 @@ def train(config, run_dir, resume=False, progress=None, overrides=None):
     state = {"step": 0, "best_psnr": None, "last_psnr": None}
     if resume:
         state = load_checkpoint(run.checkpoint, trainer)
+        config = restart_schedule(config, run, overrides, state["step"])
     elif config.init:
         init_generator(trainer, config.init)
     return _loop(config, run, trainer, photos, val_pairs, state, progress)

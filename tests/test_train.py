@@ -83,10 +83,12 @@ def test_resumed_run_equals_uninterrupted_run(photos, tmp_path):
     assert state["step"] == 6
     assert train("--runs", tmp_path, "--name", "split", "--resume", "-q").exit_code == 0  # keeps the run's 6 steps
     assert json.loads((tmp_path / "split" / "checkpoint" / "state.json").read_text())["step"] == 6
-    assert train("--runs", tmp_path, "--name", "split", "--resume", "--steps", "7", "--lr", "5e-4", "-q").exit_code == 0
+    resumed = ["--runs", tmp_path, "--name", "split", "--resume", "--lr", "5e-4", "--lr-decay-factor", "0.5", "-q"]
+    assert train(*resumed, "--steps", "8", "--lr-decay-every", "1").exit_code == 0
     saved = json.loads((tmp_path / "split" / "config.json").read_text())
-    assert (saved["steps"], saved["lr"], saved["blocks"]) == (7, 5e-4, 1)
-    assert (tmp_path / "split" / "log.csv").read_text().splitlines()[-1].startswith("7,0.0005,")
+    assert (saved["steps"], saved["lr"], saved["blocks"], saved["lr_decay_from"]) == (8, 5e-4, 1, 6)
+    last_row = (tmp_path / "split" / "log.csv").read_text().splitlines()[-1]
+    assert last_row.startswith("8,0.00025,")  # halved once: the new decay counts from the resume step, 6
 
 
 def test_existing_run_needs_resume_and_missing_data_is_an_error(photos, tmp_path):
