@@ -6,8 +6,8 @@ from pathlib import Path
 
 import numpy as np
 import tensorflow as tf
-from PIL import Image, ImageOps
 
+from srgan_cli import imaging
 from srgan_cli.errors import SrganError
 from srgan_cli.imaging import find_images
 
@@ -31,14 +31,6 @@ def find_photos(folder):
     return find_images(folder, PHOTO_SUFFIXES)
 
 
-def _decode_rgb8(path):
-    with Image.open(path) as im:
-        im = ImageOps.exif_transpose(im)
-        if im.mode in ("I;16", "I;16B", "I"):
-            im = Image.fromarray((np.asarray(im, dtype=np.float64) / 257).round().astype(np.uint8))
-        return np.asarray(im.convert("RGB"))
-
-
 def load_photos(folder, min_size):
     """Decode every photo at least `min_size` on both sides; skip (and count) the rest, never die on one file.
 
@@ -52,8 +44,8 @@ def load_photos(folder, min_size):
     found = PhotoSet(images=[])
     for path in find_photos(folder):
         try:
-            rgb = _decode_rgb8(path)
-        except (OSError, ValueError, Image.DecompressionBombError) as err:
+            rgb = imaging.read_rgb8(path)
+        except SrganError as err:
             log.warning("skipping unreadable %s: %s", path, err)
             found.unreadable += 1
             continue

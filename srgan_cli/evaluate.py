@@ -27,8 +27,10 @@ class ImageResult:
 
 def load_hr(path, scale):
     """HR image as 8-bit RGB (grayscale replicated), cropped to multiples of the scale."""
-    with Image.open(path) as im:
-        return mod_crop(np.asarray(im.convert("RGB")), scale)
+    try:
+        return mod_crop(imaging.read_rgb8(path), scale)
+    except SrganError as err:
+        raise SrganError(f"{path}: {err}") from None
 
 
 def degrade(hr, scale):

@@ -195,8 +195,18 @@ def _to_8bit(photo, notes):
     if photo.color.dtype != np.uint16:
         return photo
     notes.append("16-bit image written as 8-bit (the format has no 16-bit mode)")
-    scale = lambda a: None if a is None else np.round(a / 257.0).astype(np.uint8)  # noqa: E731
-    return Photo(scale(photo.color), scale(photo.alpha), photo.icc, photo.exif, photo.dpi, photo.notes)
+    alpha = None if photo.alpha is None else _round_to_8bit(photo.alpha)
+    return Photo(_round_to_8bit(photo.color), alpha, photo.icc, photo.exif, photo.dpi, photo.notes)
+
+
+def _round_to_8bit(pixels):
+    return pixels if pixels.dtype == np.uint8 else np.round(pixels / 257.0).astype(np.uint8)
+
+
+def read_rgb8(path):
+    """HxWx3 uint8 RGB of a photo file: EXIF rotation applied, gray replicated, 16-bit rounded, alpha dropped."""
+    color = _round_to_8bit(read_photo(path).color)
+    return np.repeat(color, 3, axis=2) if color.shape[2] == 1 else color
 
 
 def _flatten_alpha(photo, notes):

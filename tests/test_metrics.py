@@ -51,3 +51,12 @@ def test_evaluate_reports_bicubic_and_model_per_image_and_mean(model_path, tmp_p
     assert 20 < report["mean"]["bicubic"]["psnr"] < 60 and 0 < report["mean"]["tiny"]["ssim"] <= 1
     crop = Image.open(tmp_path / "crops" / "Tiny" / "im0.png")
     assert crop.size == (3 * 40, 40)  # bicubic | model | original, 48x40 HR after mod-crop
+
+
+def test_evaluate_names_a_damaged_image_in_one_line(model_path, tmp_path):
+    folder = tmp_path / "Broken"
+    folder.mkdir()
+    (folder / "bad.png").write_bytes(b"\x89PNG\r\n\x1a\n not really")
+    result = CliRunner().invoke(app, ["evaluate", str(folder), "--model", str(model_path), "--device", "cpu"])
+    assert result.exit_code == 1 and "bad.png" in result.output and "Traceback" not in result.output
+    assert len(result.output.strip().splitlines()) == 1
