@@ -73,6 +73,8 @@ def train(
     pixel_loss: Annotated[PixelLoss, typer.Option(help="Pretraining pixel loss.")] = PixelLoss.mse,
     content_loss: Annotated[ContentLoss, typer.Option(help="GAN content loss.")] = ContentLoss.vgg54,
     adv_weight: Annotated[float, typer.Option(help="Weight of the adversarial loss.")] = 1e-3,
+    d_warmup: Annotated[int, typer.Option(min=0, help="GAN: train only the discriminator for the first N steps, so "
+                                          "the generator's first adversarial gradients come from a trained one.")] = 0,
     vgg_weights: Annotated[Optional[Path], typer.Option(help="VGG19 notop .h5 weights file (else ImageNet download).")] = None,
     init: Annotated[Optional[Path], typer.Option(help="Start from these generator weights (.weights.h5, .keras or run folder).")] = None,
     val: Annotated[Optional[Path], typer.Option(help="Validation folder (PSNR/SSIM on Y).")] = None,
@@ -99,7 +101,7 @@ def train(
     config = TrainConfig(
         data=str(data or ""), phase=phase.value, steps=steps, batch_size=batch_size, hr_size=hr_size, lr=lr or 1e-4,
         lr_decay_every=lr_decay_every, lr_decay_factor=lr_decay_factor or 0.1, blocks=blocks, channels=channels,
-        pixel_loss=pixel_loss.value, content_loss=content_loss.value, adv_weight=adv_weight,
+        pixel_loss=pixel_loss.value, content_loss=content_loss.value, adv_weight=adv_weight, d_warmup=d_warmup,
         vgg_weights=str(vgg_weights) if vgg_weights else "imagenet", init=str(init or ""), val=str(val or ""),
         val_every=val_every, checkpoint_every=checkpoint_every, sample_every=sample_every, seed=seed,
         strategy=strategy.value, mixed_precision=mixed_precision)

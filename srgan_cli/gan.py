@@ -40,15 +40,21 @@ class Trainer:
         self.content_loss = losses.content_loss_fn(config.content_loss, extractor)
         step = self._gan_step if gan else self._pretrain_step
         self._step = tf.function(lambda lr, hr: self._distributed(step, lr, hr))
+        self._d_step = tf.function(lambda lr, hr: self._distributed(self._discriminator_step, lr, hr)) if gan else None
 
     def set_learning_rate(self, lr):
         for opt in (self.g_optimizer, self.d_optimizer):
             if opt is not None:
                 opt.learning_rate.assign(lr)
 
-    def train_step(self, lr, hr):
-        """One optimisation step on a (distributed) batch; returns a dict of float losses."""
-        return {k: float(v) for k, v in self._step(lr, hr).items()}
+    def train_step(self, lr, hr, generator=True):
+        """One optimisation step on a (distributed) batch; returns a dict of float losses.
+
+        Args:
+            generator (bool): False in a GAN run: update only the discriminator (its warm-up).
+        """
+        step = self._step if generator or self._d_step is None else self._d_step
+        return {k: float(v) for k, v in step(lr, hr).items()}
 
     def _distributed(self, step, lr, hr):
         per_replica = self.strategy.run(step, args=(lr, hr))
@@ -72,6 +78,9 @@ class Trainer:
     def _gan_step(self, lr, hr):
         d_loss = self.discriminator_update(lr, hr)
         return {**self.generator_update(lr, hr), "d_loss": d_loss}
+
+    def _discriminator_step(self, lr, hr):
+        return {"d_loss": self.discriminator_update(lr, hr)}
 
     def discriminator_update(self, lr, hr):
         """One discriminator step: real HR crops -> 1, generated -> 0; the generator is only run."""

@@ -197,9 +197,10 @@ def _loop(config, run, trainer, photos, val_pairs, state, progress):
             step = state["step"] + 1
             lr_now = config.lr_at(state["step"])
             trainer.set_learning_rate(lr_now)
-            row = {"step": step, "lr": lr_now, **trainer.train_step(*next(batches))}
-            if not all(math.isfinite(v) for k, v in row.items() if k.endswith("loss")):
-                raise SrganError(f"loss became {row['g_loss']} at step {step}: stopped; the last good checkpoint "
+            row = {"step": step, "lr": lr_now, **trainer.train_step(*next(batches), step > config.d_warmup)}
+            bad = [f"{k} {v}" for k, v in row.items() if k.endswith("loss") and not math.isfinite(v)]
+            if bad:
+                raise SrganError(f"{bad[0]} at step {step}: stopped; the last good checkpoint "
                                  f"(step {_checkpointed_step(run)}) is kept in {run.checkpoint}")
             state["step"] = step
             _periodic(config, run, trainer, val_pairs, state, row, (sample_lr, sample_hr))

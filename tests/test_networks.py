@@ -98,6 +98,13 @@ def test_gan_step_updates_both_networks():
     assert all(changed(g_before, trainer.generator, True)) and all(changed(d_before, trainer.discriminator, True))
 
 
+def test_discriminator_warmup_step_leaves_the_generator_untouched():
+    trainer = tiny_trainer("gan")
+    g_before, d_before = snapshot(trainer.generator), snapshot(trainer.discriminator, True)
+    assert set(trainer.train_step(*batch(), generator=False)) == {"d_loss"}
+    assert not any(changed(g_before, trainer.generator)) and all(changed(d_before, trainer.discriminator, True))
+
+
 def test_generator_step_keeps_discriminator_and_vgg_frozen():
     trainer = tiny_trainer("gan", content_loss="vgg22", vgg_weights=None)
     d_before, vgg_before = snapshot(trainer.discriminator, True), snapshot(trainer.extractor)

@@ -123,9 +123,9 @@ def test_nan_loss_stops_with_a_clear_message(photos, tmp_path, monkeypatch):
     real_step = Trainer.train_step
     calls = {"n": 0}
 
-    def poisoned(self, lr, hr):
+    def poisoned(self, lr, hr, generator=True):
         calls["n"] += 1
-        out = real_step(self, lr, hr)
+        out = real_step(self, lr, hr, generator)
         return {k: float("nan") for k in out} if calls["n"] >= 3 else out
 
     monkeypatch.setattr(Trainer, "train_step", poisoned)
@@ -154,7 +154,7 @@ def test_gan_phase_export_and_upscale_end_to_end(photos, tmp_path):
     vgg = keras.applications.VGG19(include_top=False, weights=None, input_shape=(None, None, 3))
     vgg.save_weights(tmp_path / "vgg.weights.h5")
     result = train(*base, "--name", "gan", "--phase", "gan", "--init", tmp_path / "pre", "--steps", "2",
-                   "--content-loss", "vgg54", "--vgg-weights", tmp_path / "vgg.weights.h5")
+                   "--d-warmup", "1", "--content-loss", "vgg54", "--vgg-weights", tmp_path / "vgg.weights.h5")
     assert result.exit_code == 0, result.output
     rows = (tmp_path / "gan" / "log.csv").read_text()
     assert "d_loss" in rows.splitlines()[0]
