@@ -29,11 +29,11 @@ def main():
 
     import tensorflow as tf
 
-    from srgan_cli import data
+    from srgan_cli import data, patches
     from srgan_cli.config import TrainConfig
     from srgan_cli.gan import Trainer
 
-    images = data.load_photos(args.data, 96).images
+    images = patches.load_photos(args.data, 96).images
     batches = iter(data.make_dataset(images, 96, args.batch_size, seed=0))
     rows = [{"what": "input pipeline alone", "per_s": rate(lambda: next(batches), args.steps * 10)}]
     for phase in ("pretrain", "gan"):

@@ -15,7 +15,7 @@ import numpy as np
 import tensorflow as tf
 from PIL import Image
 
-from srgan_cli import data
+from srgan_cli import data, patches
 from srgan_cli.checkpoint import has_checkpoint, load_checkpoint, save_checkpoint
 from srgan_cli.errors import SrganError
 from srgan_cli.evaluate import degrade, load_hr
@@ -44,7 +44,7 @@ def make_strategy(name):
 def load_validation(folder, scale=4):
     """(lr uint8, hr uint8) pairs of a validation folder, LR made with Pillow's bicubic (the eval protocol)."""
     pairs = []
-    for path in data.find_photos(folder):
+    for path in patches.find_photos(folder):
         hr = load_hr(path, scale)
         pairs.append((degrade(hr, scale), hr))
     if not pairs:
@@ -173,7 +173,7 @@ def train(config, run_dir, resume=False, progress=None, overrides=None):
     keras.utils.set_random_seed(config.seed)
     strategy = make_strategy(config.strategy)
     trainer = Trainer(config, strategy)
-    photos = data.load_photos(config.data, config.hr_size)
+    photos = patches.load_photos(config.data, config.hr_size)
     log.info("training on %d photos (%d too small, %d unreadable skipped)",
              len(photos.images), photos.too_small, photos.unreadable)
     val_pairs = load_validation(config.val, config.scale) if config.val else None

@@ -1,10 +1,12 @@
 """`srgan train` and `srgan export` end to end on generated photos: resume, interrupt, GAN, NaN, mirrored, parity."""
 
 import json
+import os
 import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -16,7 +18,7 @@ keras = pytest.importorskip("keras")
 
 from conftest import photo_array  # noqa: E402
 
-from srgan_cli import data  # noqa: E402
+from srgan_cli import data, patches  # noqa: E402
 from srgan_cli.cli import app  # noqa: E402
 from srgan_cli.errors import SrganError  # noqa: E402
 
@@ -51,16 +53,16 @@ def test_pipeline_lr_matches_pillow_bicubic():
 
 
 def test_loading_skips_small_and_unreadable_and_counts_them(photos):
-    found = data.load_photos(photos, 24)
+    found = patches.load_photos(photos, 24)
     assert (len(found.images), found.too_small, found.unreadable) == (3, 1, 1)
     with pytest.raises(SrganError, match="no photos"):
-        data.load_photos(photos, 1000)
+        patches.load_photos(photos, 1000)
 
 
 def test_crops_depend_only_on_seed_and_index(photos):
-    images = data.load_photos(photos, 24).images
-    a, b = data.random_crop(images, 5, 24, 0), data.random_crop(images, 5, 24, 0)
-    assert np.array_equal(a, b) and not np.array_equal(a, data.random_crop(images, 6, 24, 0))
+    images = patches.load_photos(photos, 24).images
+    a, b = patches.random_crop(images, 5, 24, 0), patches.random_crop(images, 5, 24, 0)
+    assert np.array_equal(a, b) and not np.array_equal(a, patches.random_crop(images, 6, 24, 0))
     lr, hr = next(iter(data.make_dataset(images, 24, 4, seed=0)))
     assert lr.shape == (4, 6, 6, 3) and hr.shape == (4, 24, 24, 3)
     assert 0 <= float(tf.reduce_min(lr)) and float(tf.reduce_max(hr)) <= 1 and float(tf.reduce_min(hr)) >= -1
@@ -201,11 +203,11 @@ tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfigur
 from srgan_cli.config import TrainConfig
 from srgan_cli.gan import Trainer
 from srgan_cli.train import make_strategy
-from srgan_cli import data
+from srgan_cli import data, patches
 strategy = make_strategy("mirrored")
 assert strategy.num_replicas_in_sync == 2, strategy.num_replicas_in_sync
 trainer = Trainer(TrainConfig(blocks=1, channels=8, hr_size=24, lr=1e-3), strategy)
-images = data.load_photos(sys.argv[1], 24).images
+images = patches.load_photos(sys.argv[1], 24).images
 batches = iter(strategy.experimental_distribute_dataset(data.make_dataset(images, 24, 4, seed=0)))
 before = [np.array(w) for w in trainer.generator.trainable_weights]
 losses = [trainer.train_step(*next(batches))["g_loss"] for _ in range(3)]
@@ -249,3 +251,22 @@ def test_mixed_precision_trains_and_exports_float32(photos, tmp_path):
     import onnx
     model = onnx.load(str(tmp_path / "mp.onnx"))
     assert model.graph.output[0].type.tensor_type.elem_type == onnx.TensorProto.FLOAT
+
+
+def test_accelerator_pretrain_script_writes_weights_the_trainer_loads(photos, tmp_path):
+    from srgan_cli.networks import build_generator
+
+    init = build_generator(1, 8)
+    init.save_weights(tmp_path / "init.weights.h5")
+    script = Path(__file__).resolve().parent.parent / "scripts" / "pretrain_on_accelerator.py"
+    cmd = [sys.executable, str(script), "--photos", str(photos), "--init", str(tmp_path / "init.weights.h5"),
+           "--out", str(tmp_path / "out.weights.h5"), "--blocks", "1", "--channels", "8", "--hr-size", "24",
+           "--batch-size", "2", "--patches", "8", "--steps", "3", "--lr", "1e-3"]
+    env = {**os.environ, "KERAS_BACKEND": "tensorflow"}
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=env)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "after 3 steps" in done.stdout
+    trained = build_generator(1, 8)
+    trained.load_weights(tmp_path / "out.weights.h5")
+    assert all(not np.array_equal(a, b) for a, b in zip(init.trainable_weights, trained.trainable_weights))
+    assert not list(tmp_path.glob("*.partial.*"))

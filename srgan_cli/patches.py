@@ -1,0 +1,85 @@
+"""Training photos and patches without TensorFlow: folders decoded once, deterministic random crops, bicubic LR."""
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from srgan_cli import imaging
+from srgan_cli.errors import SrganError
+from srgan_cli.evaluate import degrade
+from srgan_cli.imaging import find_images
+
+log = logging.getLogger("srgan")
+PHOTO_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff"}
+
+
+@dataclass
+class PhotoSet:
+    """Decoded training photos plus what was left out."""
+
+    images: list
+    too_small: int = 0
+    unreadable: int = 0
+
+
+def find_photos(folder):
+    """All photo files under `folder`, recursively, any extension case, sorted for determinism."""
+    if not Path(folder).is_dir():
+        raise SrganError(f"{folder}: not a folder")
+    return find_images(folder, PHOTO_SUFFIXES)
+
+
+def load_photos(folder, min_size):
+    """Decode every photo at least `min_size` on both sides; skip (and count) the rest, never die on one file.
+
+    Args:
+        folder (str | Path): folder tree of photos.
+        min_size (int): smallest usable side (the HR crop size).
+
+    Returns:
+        PhotoSet: uint8 HxWx3 arrays and skip counts.
+    """
+    found = PhotoSet(images=[])
+    for path in find_photos(folder):
+        try:
+            rgb = imaging.read_rgb8(path)
+        except SrganError as err:
+            log.warning("skipping unreadable %s: %s", path, err)
+            found.unreadable += 1
+            continue
+        if min(rgb.shape[:2]) < min_size:
+            found.too_small += 1
+            continue
+        found.images.append(rgb)
+    if not found.images:
+        raise SrganError(f"{folder}: no photos of at least {min_size}x{min_size} px to train on "
+                         f"({found.too_small} too small, {found.unreadable} unreadable)")
+    return found
+
+
+def random_crop(images, index, hr_size, seed):
+    """The HR crop number `index` of a run: image, position, flips and rotation drawn from (seed, index) only.
+
+    Deterministic per index, so a resumed run sees exactly the crops it would have seen.
+    """
+    rng = np.random.default_rng((seed, int(index)))
+    img = images[rng.integers(len(images))]
+    y = rng.integers(img.shape[0] - hr_size + 1)
+    x = rng.integers(img.shape[1] - hr_size + 1)
+    crop = img[y:y + hr_size, x:x + hr_size]
+    crop = np.rot90(crop, rng.integers(4))
+    if rng.integers(2):
+        crop = crop[:, ::-1]
+    return np.ascontiguousarray(crop)
+
+
+def patch_pairs(images, count, hr_size, seed, first_index=0, scale=4):
+    """`count` (LR, HR) uint8 patch pairs: crops `first_index`... of a run, LR by Pillow's bicubic (the protocol's).
+
+    Returns:
+        tuple: (count, hr_size/scale, hr_size/scale, 3) LR and (count, hr_size, hr_size, 3) HR uint8 arrays.
+    """
+    hr = np.stack([random_crop(images, first_index + i, hr_size, seed) for i in range(count)])
+    return np.stack([degrade(patch, scale) for patch in hr]), hr
