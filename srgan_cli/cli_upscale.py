@@ -157,6 +157,7 @@ def evaluate(
     save: Annotated[Optional[Path], typer.Option(help="Write bicubic | model | original crops here.")] = None,
     json_file: Annotated[Optional[Path], typer.Option("--json", help="Write all scores as JSON.")] = None,
     per_image: Annotated[bool, typer.Option(help="Show a row per image, not only folder means.")] = True,
+    tta: Annotated[bool, typer.Option(help="Also score each model with the 8-way self-ensemble (NAME+tta).")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q")] = False,
 ):
     """Score models against bicubic: x4 bicubic LR, Y-channel PSNR/SSIM with a 4 px border (standard protocol)."""
@@ -167,8 +168,11 @@ def evaluate(
 
     models = model or [None]
     names = [m.stem if m else "default" for m in models]
-    upscalers = {n: run_or_exit(Upscaler, m, device=device, tile=parse_tile(tile), tile_pad=tile_pad)
-                 for n, m in zip(names, models)}
+    variants = [(name, path, False) for name, path in zip(names, models)]
+    if tta:
+        variants = [v for name, path, _ in variants for v in ((name, path, False), (f"{name}+tta", path, True))]
+    upscalers = {n: run_or_exit(Upscaler, m, device=device, tile=parse_tile(tile), tile_pad=tile_pad, tta=t)
+                 for n, m, t in variants}
     console, report = Console(), {}
     for folder in folders:
         results = run_or_exit(evaluate_folder, folder, upscalers, save)

@@ -5,6 +5,7 @@ import dataclasses
 import json
 import logging
 import math
+import os
 import signal
 import time
 from contextlib import contextmanager
@@ -114,8 +115,11 @@ class RunFolder:
                     tf.summary.scalar(key, value)
 
     def save_generator(self, generator, stem):
-        generator.save(self.root / f"{stem}.keras")
-        generator.save_weights(self.root / f"{stem}.weights.h5")
+        """Write `stem`.keras and `stem`.weights.h5 through temporary names, so a reader never sees half a file."""
+        for suffix, save in ((".keras", generator.save), (".weights.h5", generator.save_weights)):
+            partial = self.root / f"{stem}.partial{suffix}"
+            save(partial)
+            os.replace(partial, self.root / f"{stem}{suffix}")
 
 
 def prepare_run(config, run_dir, resume, overrides=None):

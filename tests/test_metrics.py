@@ -53,6 +53,18 @@ def test_evaluate_reports_bicubic_and_model_per_image_and_mean(model_path, tmp_p
     assert crop.size == (3 * 40, 40)  # bicubic | model | original, 48x40 HR after mod-crop
 
 
+def test_evaluate_tta_scores_the_self_ensemble_beside_the_plain_model(model_path, tmp_path):
+    folder = tmp_path / "Tiny"
+    folder.mkdir()
+    Image.fromarray(photo_array(40, 36, seed=5)).save(folder / "im.png")
+    result = CliRunner().invoke(app, ["evaluate", str(folder), "--model", str(model_path), "--device", "cpu",
+                                      "--tta", "--json", str(tmp_path / "s.json")])
+    assert result.exit_code == 0, result.output
+    mean = json.loads((tmp_path / "s.json").read_text())["Tiny"]["mean"]
+    assert list(mean) == ["bicubic", "tiny", "tiny+tta"]
+    assert mean["tiny+tta"]["psnr"] != pytest.approx(mean["tiny"]["psnr"], abs=1e-6)
+
+
 def test_evaluate_names_a_damaged_image_in_one_line(model_path, tmp_path):
     folder = tmp_path / "Broken"
     folder.mkdir()

@@ -144,6 +144,7 @@ def test_validation_keeps_best_generator_and_samples(photos, tmp_path):
     assert result.exit_code == 0, result.output
     run = tmp_path / "v"
     assert (run / "best_generator.keras").exists() and (run / "best_generator.weights.h5").exists()
+    assert not list(run.glob("*partial*"))  # generators are saved through temporary names, then renamed
     assert len(list((run / "samples").glob("*.png"))) == 2
     rows = (run / "log.csv").read_text().splitlines()
     assert rows[0].startswith("step,") and "val_psnr" in rows[0]
