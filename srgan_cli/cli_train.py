@@ -75,7 +75,8 @@ def train(
     adv_weight: Annotated[float, typer.Option(help="Weight of the adversarial loss.")] = 1e-3,
     d_warmup: Annotated[int, typer.Option(min=0, help="GAN: train only the discriminator for the first N steps, so "
                                           "the generator's first adversarial gradients come from a trained one.")] = 0,
-    vgg_weights: Annotated[Optional[Path], typer.Option(help="VGG19 notop .h5 weights file (else ImageNet download).")] = None,
+    vgg_weights: Annotated[Optional[Path], typer.Option(help="VGG19 notop .h5 weights file (else ImageNet download), "
+                                                      "or 'random': fixed random weights, for machines offline.")] = None,
     init: Annotated[Optional[Path], typer.Option(help="Start from these generator weights (.weights.h5, .keras or run folder).")] = None,
     val: Annotated[Optional[Path], typer.Option(help="Validation folder (PSNR/SSIM on Y).")] = None,
     val_every: Annotated[int, typer.Option(min=1)] = 1000,

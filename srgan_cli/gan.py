@@ -37,7 +37,8 @@ class Trainer:
                 if optimizer is not None:
                     optimizer.build(model.trainable_variables)  # not lazily inside a replica context
         self.pixel_loss = losses.pixel_loss(config.pixel_loss)
-        self.content_loss = losses.content_loss_fn(config.content_loss, extractor)
+        scale = losses.feature_scale(config.content_loss, config.vgg_weights)
+        self.content_loss = losses.content_loss_fn(config.content_loss, extractor, scale)
         step = self._gan_step if gan else self._pretrain_step
         self._step = tf.function(lambda lr, hr: self._distributed(step, lr, hr))
         self._d_step = tf.function(lambda lr, hr: self._distributed(self._discriminator_step, lr, hr)) if gan else None

@@ -1,6 +1,7 @@
 """Losses of SRResNet and SRGAN: pixel, VGG content and adversarial, written with keras.ops only."""
 
 import keras
+import numpy as np
 from keras import ops
 
 from srgan_cli.errors import SrganError
@@ -9,6 +10,11 @@ VGG_LAYERS = {"vgg54": "block5_conv4", "vgg22": "block2_conv2"}
 VGG_SCALE = 1.0 / 12.75 ** 2  # the paper rescales VGG feature maps by 1/12.75
 VGG_FILE = "vgg19_weights_tf_dim_ordering_tf_kernels_notop.h5"
 VGG_MEAN_BGR = (103.939, 116.779, 123.68)
+RANDOM = "random"  # --vgg-weights random: fixed He-normal weights, no download (Liu et al. 2021)
+RANDOM_SEED = 0
+# RMS of the random network's features on BSD100 crops (measured): its content loss is the feature MSE
+# relative to this, so bicubic scores about 0.05 and the shipped srresnet_x4 about 0.03 at either layer.
+RANDOM_FEATURE_RMS = {"vgg54": 60.4, "vgg22": 72.5}
 
 
 def pixel_loss(kind):
@@ -20,7 +26,21 @@ def pixel_loss(kind):
     raise SrganError(f"unknown pixel loss {kind!r}: use mse or l1")
 
 
+def _random_vgg19():
+    """VGG19 with fixed random He-normal kernels and zero biases, the same on every machine and every resume."""
+    vgg = keras.applications.VGG19(include_top=False, weights=None, input_shape=(None, None, 3))
+    rng = np.random.default_rng(RANDOM_SEED)
+    for layer in vgg.layers:
+        if isinstance(layer, keras.layers.Conv2D):
+            kernel, bias = layer.get_weights()
+            std = np.sqrt(2.0 / np.prod(kernel.shape[:3]))
+            layer.set_weights([rng.normal(0.0, std, kernel.shape).astype("float32"), np.zeros_like(bias)])
+    return vgg
+
+
 def _load_vgg19(weights):
+    if weights == RANDOM:
+        return _random_vgg19()
     try:
         return keras.applications.VGG19(include_top=False, weights=weights, input_shape=(None, None, 3))
     except Exception as err:  # Keras raises a bare Exception on "URL fetch failure"
@@ -45,7 +65,8 @@ def build_feature_extractor(content_loss="vgg54", weights="imagenet"):
 
     Args:
         content_loss (str): 'vgg54' (block5_conv4) or 'vgg22' (block2_conv2).
-        weights (str | None): 'imagenet', a path to the Keras notop .h5 file, or None (random; tests only).
+        weights (str | None): 'imagenet', a path to the Keras notop .h5 file, 'random' (fixed seeded random
+            weights: the "generic perceptual loss" of Liu et al., CVPR 2021) or None (unseeded random; tests only).
 
     Returns:
         keras.Model: non-trainable feature extractor.
@@ -58,13 +79,18 @@ def build_feature_extractor(content_loss="vgg54", weights="imagenet"):
     return extractor
 
 
-def content_loss_fn(kind, extractor=None):
-    """Content loss: VGG feature MSE scaled by 1/12.75^2 ('vgg54', 'vgg22') or pixel MSE ('mse', SRGAN-MSE)."""
+def feature_scale(kind, weights):
+    """Factor on the VGG feature MSE: the paper's 1/12.75^2, or 1/RMS^2 for the random network."""
+    return 1.0 / RANDOM_FEATURE_RMS[kind] ** 2 if weights == RANDOM else VGG_SCALE
+
+
+def content_loss_fn(kind, extractor=None, scale=VGG_SCALE):
+    """Content loss: VGG feature MSE times `scale` ('vgg54', 'vgg22') or pixel MSE ('mse', SRGAN-MSE)."""
     if kind == "mse":
         return pixel_loss("mse")
 
     def vgg_loss(hr, sr):
-        return VGG_SCALE * ops.mean(ops.square(extractor(hr, training=False) - extractor(sr, training=False)))
+        return scale * ops.mean(ops.square(extractor(hr, training=False) - extractor(sr, training=False)))
     return vgg_loss
 
 

@@ -106,7 +106,7 @@ def test_discriminator_warmup_step_leaves_the_generator_untouched():
 
 
 def test_generator_step_keeps_discriminator_and_vgg_frozen():
-    trainer = tiny_trainer("gan", content_loss="vgg22", vgg_weights=None)
+    trainer = tiny_trainer("gan", content_loss="vgg22", vgg_weights=losses.RANDOM)
     d_before, vgg_before = snapshot(trainer.discriminator, True), snapshot(trainer.extractor)
     g_before = snapshot(trainer.generator, True)
     trainer.generator_update(*batch())
@@ -123,6 +123,21 @@ def test_vgg54_content_loss_is_scaled_feature_mse():
     assert float(loss(hr, hr)) == 0.0
     expected = np.mean((np.asarray(extractor(hr)) - np.asarray(extractor(-hr))) ** 2) / 12.75 ** 2
     assert float(loss(hr, -hr)) == pytest.approx(expected, rel=1e-4)
+
+
+def test_random_vgg_is_fixed_and_its_loss_is_relative_to_the_feature_rms():
+    from conftest import photo_array
+
+    hr = photo_array(48, 48)[None].astype("float32") / 127.5 - 1
+    first, second = (losses.build_feature_extractor("vgg54", losses.RANDOM) for _ in range(2))
+    assert np.array_equal(np.asarray(first(hr)), np.asarray(second(hr)))  # same weights on every build (resume)
+    scale = losses.feature_scale("vgg54", losses.RANDOM)
+    assert scale != losses.VGG_SCALE and losses.feature_scale("vgg54", "imagenet") == losses.VGG_SCALE
+    loss = losses.content_loss_fn("vgg54", first, scale)
+    expected = scale * np.mean((np.asarray(first(hr)) - np.asarray(first(-hr))) ** 2)
+    assert float(loss(hr, -hr)) == pytest.approx(expected, rel=1e-4)
+    assert 0.05 < scale * np.mean(np.asarray(first(hr)) ** 2) < 5  # about RMS-sized (the paper scale: ~22)
+    assert float(loss(hr, hr)) == 0.0
 
 
 def test_missing_vgg_weights_name_both_remedies(tmp_path):
