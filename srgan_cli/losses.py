@@ -47,7 +47,7 @@ def _load_vgg19(weights):
         raise SrganError(
             f"cannot load VGG19 ImageNet weights ({str(err).splitlines()[0][:120]}): run once on a machine with "
             f"internet so Keras caches {VGG_FILE}, or pass --vgg-weights /path/to/{VGG_FILE}; "
-            "or train with --content-loss mse") from None
+            "or use --vgg-weights random (fixed random weights, no download)") from None
 
 
 @keras.saving.register_keras_serializable(package="srgan")

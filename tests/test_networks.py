@@ -146,7 +146,7 @@ def test_missing_vgg_weights_name_both_remedies(tmp_path):
     with pytest.raises(SrganError) as err:
         losses.build_feature_extractor("vgg54", str(tmp_path / "missing.h5"))
     message = str(err.value)
-    assert "--vgg-weights" in message and "internet" in message and "\n" not in message
+    assert "--vgg-weights" in message and "internet" in message and "random" in message and "\n" not in message
 
 
 def test_phase_tail_variant_computes_the_same_function():
