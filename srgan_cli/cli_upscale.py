@@ -138,11 +138,11 @@ def _score_table(title, rows, methods):
     from rich.table import Table
 
     table = Table(title=title, title_justify="left")
-    table.add_column("image")
+    table.add_column("image", min_width=6)
     for method in methods:
-        table.add_column(f"{method} PSNR/SSIM", justify="right")
+        table.add_column(f"{method}\nPSNR  SSIM  grid", justify="right")
     for name, scores in rows:
-        table.add_row(name, *(f"{scores[m].psnr:.2f} / {scores[m].ssim:.4f}" for m in methods))
+        table.add_row(name, *(f"{scores[m].psnr:.2f}  {scores[m].ssim:.4f}  {scores[m].grid:4.1f}" for m in methods))
     return table
 
 

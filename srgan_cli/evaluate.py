@@ -8,7 +8,7 @@ from PIL import Image
 
 from srgan_cli import imaging
 from srgan_cli.errors import SrganError
-from srgan_cli.metrics import mod_crop, psnr_y, ssim_y
+from srgan_cli.metrics import grid_db, mod_crop, psnr_y, ssim_y
 
 BICUBIC = "bicubic"
 
@@ -17,6 +17,7 @@ BICUBIC = "bicubic"
 class Score:
     psnr: float
     ssim: float
+    grid: float  # metrics.grid_db: LR-grid-periodic error, dB (0-7 for bicubic)
 
 
 @dataclass
@@ -74,15 +75,18 @@ def evaluate_folder(folder, upscalers, save_dir=None, border=4):
         outputs = {BICUBIC: bicubic_upscale(lr, scale)}
         for name, upscaler in upscalers.items():
             outputs[name] = upscaler.upscale_array(lr.astype(np.float32) / 255.0, np.uint8)
-        result = ImageResult(path.stem, {k: Score(psnr_y(v, hr, border), ssim_y(v, hr, border))
-                                         for k, v in outputs.items()})
+        result = ImageResult(path.stem, {k: score(v, hr, scale, border) for k, v in outputs.items()})
         results.append(result)
         if save_dir:
             side_by_side(list(outputs.values()), hr, Path(save_dir) / Path(folder).name / f"{path.stem}.png")
     return results
 
 
+def score(sr, hr, scale, border):
+    return Score(psnr_y(sr, hr, border), ssim_y(sr, hr, border), grid_db(sr, hr, scale, border))
+
+
 def mean_scores(results):
     methods = results[0].scores.keys()
-    return {m: Score(float(np.mean([r.scores[m].psnr for r in results])),
-                     float(np.mean([r.scores[m].ssim for r in results]))) for m in methods}
+    return {m: Score(*(float(np.mean([getattr(r.scores[m], f) for r in results])) for f in ("psnr", "ssim", "grid")))
+            for m in methods}

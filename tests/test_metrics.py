@@ -10,7 +10,7 @@ from PIL import Image
 from typer.testing import CliRunner
 
 from srgan_cli.cli import app
-from srgan_cli.metrics import mod_crop, psnr_y, rgb_to_y, ssim_y
+from srgan_cli.metrics import grid_db, mod_crop, psnr_y, rgb_to_y, ssim_y
 
 
 def test_bt601_luma_of_black_and_white():
@@ -34,6 +34,19 @@ def test_ssim_of_constant_images_matches_the_formula():
     assert ssim_y(a, a) == pytest.approx(1.0)
 
 
+def test_grid_score_finds_a_faint_4px_grid_under_stronger_noise():
+    hr = photo_array(96, 80, seed=2).astype(np.float64)
+    yy, xx = np.mgrid[0:96, 0:80]
+    grid = np.where((yy % 4 == 0) | (xx % 4 == 0), 1.0, 0.0)[..., None] - 7 / 16  # RMS 0.5, on the LR lattice
+    noise = np.random.default_rng(0).normal(0, 2.0, grid.shape)  # RMS 2: 12 dB more power than the grid
+
+    def as8(img):
+        return np.clip(np.round(img), 0, 255).astype(np.uint8)
+    assert grid_db(as8(hr + noise + grid), as8(hr)) > 10
+    assert grid_db(as8(hr + noise), as8(hr)) < 4
+    assert grid_db(as8(hr), as8(hr)) == 0.0  # no error at all: nothing repeats
+
+
 def test_mod_crop():
     assert mod_crop(np.zeros((13, 10, 3))).shape == (12, 8, 3)
 
@@ -49,6 +62,7 @@ def test_evaluate_reports_bicubic_and_model_per_image_and_mean(model_path, tmp_p
     report = json.loads((tmp_path / "s.json").read_text())["Tiny"]
     assert set(report["images"]) == {"im0", "im1"} and set(report["mean"]) == {"bicubic", "tiny"}
     assert 20 < report["mean"]["bicubic"]["psnr"] < 60 and 0 < report["mean"]["tiny"]["ssim"] <= 1
+    assert isinstance(report["mean"]["tiny"]["grid"], float)
     crop = Image.open(tmp_path / "crops" / "Tiny" / "im0.png")
     assert crop.size == (3 * 40, 40)  # bicubic | model | original, 48x40 HR after mod-crop
 
