@@ -73,6 +73,8 @@ def train(
     pixel_loss: Annotated[PixelLoss, typer.Option(help="Pretraining pixel loss.")] = PixelLoss.mse,
     content_loss: Annotated[ContentLoss, typer.Option(help="GAN content loss.")] = ContentLoss.vgg54,
     adv_weight: Annotated[float, typer.Option(help="Weight of the adversarial loss.")] = 1e-3,
+    lattice_weight: Annotated[float, typer.Option(help="GAN: weight of a loss on the error's 4-px-periodic part "
+                                                  "(the grid adversarial training grows); 0: off.")] = 0.0,
     d_warmup: Annotated[int, typer.Option(min=0, help="GAN: train only the discriminator for the first N steps, so "
                                           "the generator's first adversarial gradients come from a trained one.")] = 0,
     vgg_weights: Annotated[Optional[Path], typer.Option(help="VGG19 notop .h5 weights file (else ImageNet download), "
@@ -93,6 +95,9 @@ def train(
         raise typer.BadParameter("--data is required (a folder of photos)", param_hint="--data")
     if hr_size % 4:
         raise typer.BadParameter("must be a multiple of 4", param_hint="--hr-size")
+    if lattice_weight and hr_size % 32:
+        raise typer.BadParameter("must be a multiple of 32 with --lattice-weight (8x8-pixel LR windows)",
+                                 param_hint="--hr-size")
     # given on the command line, these also change a resumed run (extend it, or change its schedule)
     schedule = {k: v for k, v in (("steps", steps), ("lr", lr), ("lr_decay_every", lr_decay_every),
                                   ("lr_decay_factor", lr_decay_factor)) if v is not None}
@@ -103,7 +108,8 @@ def train(
         data=str(data or ""), phase=phase.value, steps=steps, batch_size=batch_size, hr_size=hr_size, lr=lr or 1e-4,
         lr_decay_every=lr_decay_every, lr_decay_factor=lr_decay_factor or 0.1, blocks=blocks, channels=channels,
         pixel_loss=pixel_loss.value, content_loss=content_loss.value, adv_weight=adv_weight, d_warmup=d_warmup,
-        vgg_weights=str(vgg_weights) if vgg_weights else "imagenet", init=str(init or ""), val=str(val or ""),
+        lattice_weight=lattice_weight, vgg_weights=str(vgg_weights) if vgg_weights else "imagenet",
+        init=str(init or ""), val=str(val or ""),
         val_every=val_every, checkpoint_every=checkpoint_every, sample_every=sample_every, seed=seed,
         strategy=strategy.value, mixed_precision=mixed_precision)
     quiet_tensorflow()

@@ -24,6 +24,7 @@ class TrainConfig:
     pixel_loss: str = "mse"
     content_loss: str = "vgg54"
     adv_weight: float = 1e-3
+    lattice_weight: float = 0.0
     d_warmup: int = 0
     vgg_weights: str = "imagenet"
     init: str = ""

@@ -94,6 +94,24 @@ def content_loss_fn(kind, extractor=None, scale=VGG_SCALE):
     return vgg_loss
 
 
+def lattice_loss(hr, sr, scale=4, window=8):
+    """Mean square of the error's part that repeats with the LR pixel lattice: the 4-px grid, penalised alone.
+
+    In every window of `window` x `window` LR pixels, the error is averaged per sub-pixel phase (scale x scale of
+    them) and the phase means' deviation from their average is squared. A grid of amplitude a costs about a^2;
+    noise of variance s^2 only about s^2 / window^2, so texture stays free while the grid is not.
+
+    Args:
+        hr, sr (tensor): (B, H, W, C) with H and W multiples of scale * window.
+    """
+    error = sr - hr
+    height, width, channels = error.shape[1], error.shape[2], error.shape[3]
+    rows, cols = height // (scale * window), width // (scale * window)
+    error = ops.reshape(error, (-1, rows, window, scale, cols, window, scale, channels))
+    phase_means = ops.mean(error, axis=(2, 5))  # (B, rows, scale, cols, scale, C)
+    return ops.mean(ops.var(phase_means, axis=(2, 4)))
+
+
 def _bce_logits(labels_value, logits):
     labels = ops.full_like(logits, labels_value)
     return ops.mean(keras.losses.binary_crossentropy(labels, logits, from_logits=True))

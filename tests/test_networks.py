@@ -63,9 +63,9 @@ def test_saved_models_load_in_safe_mode(tmp_path):
     np.testing.assert_allclose(np.asarray(loaded(lr)), np.asarray(model(lr)), atol=1e-6)
 
 
-def tiny_trainer(phase, content_loss="mse", vgg_weights=None):
-    config = TrainConfig(phase=phase, blocks=1, channels=8, hr_size=24, content_loss=content_loss,
-                         vgg_weights=vgg_weights, lr=1e-3)
+def tiny_trainer(phase, content_loss="mse", vgg_weights=None, hr_size=24, lattice_weight=0.0):
+    config = TrainConfig(phase=phase, blocks=1, channels=8, hr_size=hr_size, content_loss=content_loss,
+                         vgg_weights=vgg_weights, lr=1e-3, lattice_weight=lattice_weight)
     return Trainer(config, tf.distribute.get_strategy())
 
 
@@ -96,6 +96,28 @@ def test_gan_step_updates_both_networks():
     losses_ = trainer.train_step(*batch())
     assert set(losses_) == {"g_loss", "content_loss", "adv_loss", "d_loss"}
     assert all(changed(g_before, trainer.generator, True)) and all(changed(d_before, trainer.discriminator, True))
+
+
+def test_lattice_loss_charges_a_4px_grid_far_more_than_noise_of_the_same_power():
+    yy, xx = np.mgrid[0:64, 0:64]
+    grid = np.where((yy % 4 == 0) & (xx % 4 == 0), 0.3, -0.02)[None, ..., None] * np.ones((2, 1, 1, 3))
+    grid = (grid - grid.mean()).astype("float32")
+    noise = np.random.default_rng(0).normal(0, grid.std(), grid.shape).astype("float32")
+    hr = np.zeros_like(grid)
+    on_grid, on_noise = float(losses.lattice_loss(hr, grid)), float(losses.lattice_loss(hr, noise))
+    assert on_grid == pytest.approx(np.mean(grid ** 2), rel=1e-4)  # all of a pure grid's power
+    assert on_noise < on_grid / 30  # noise: about 1/64 of its power (8x8-pixel LR windows)
+    assert float(losses.lattice_loss(hr, hr + 0.5)) == 0.0  # a plain offset does not repeat with the lattice
+
+
+def test_gan_step_adds_the_weighted_lattice_loss():
+    trainer = tiny_trainer("gan", hr_size=32, lattice_weight=10.0)
+    lr, hr = batch(hr=32)
+    sr = trainer.generator(lr, training=True)  # what the step computes before updating
+    expected = 10.0 * float(losses.lattice_loss(hr, sr))
+    step = trainer.train_step(lr, hr)
+    extra = step["g_loss"] - step["content_loss"] - trainer.config.adv_weight * step["adv_loss"]
+    assert expected > 0 and extra == pytest.approx(expected, rel=1e-3)
 
 
 def test_discriminator_warmup_step_leaves_the_generator_untouched():

@@ -99,6 +99,9 @@ def test_existing_run_needs_resume_and_missing_data_is_an_error(photos, tmp_path
     result = train(*common)
     assert result.exit_code == 1 and "--resume" in result.output
     assert train("--data", tmp_path / "nowhere", "--runs", tmp_path, "--name", "x", "-q").exit_code == 1
+    result = train("--data", photos, "--runs", tmp_path, "--name", "l", "--phase", "gan", "--lattice-weight", "1",
+                   "--hr-size", "24", "-q")
+    assert result.exit_code == 2 and "multiple of 32" in result.output and not (tmp_path / "l").exists()
 
 
 def test_sigterm_checkpoints_and_resume_continues(photos, tmp_path):
