@@ -8,7 +8,7 @@ from PIL import Image
 
 from srgan_cli import imaging
 from srgan_cli.errors import SrganError
-from srgan_cli.metrics import grid_db, mod_crop, psnr_y, ssim_y
+from srgan_cli.metrics import SSIM_WINDOW, grid_db, mod_crop, psnr_y, ssim_y
 
 BICUBIC = "bicubic"
 
@@ -26,12 +26,17 @@ class ImageResult:
     scores: dict = field(default_factory=dict)  # method -> Score
 
 
-def load_hr(path, scale):
-    """HR image as 8-bit RGB (grayscale replicated), cropped to multiples of the scale."""
+def load_hr(path, scale, border=4):
+    """HR image as 8-bit RGB (grayscale replicated), cropped to multiples of the scale; big enough to score."""
     try:
-        return mod_crop(imaging.read_rgb8(path), scale)
+        hr = mod_crop(imaging.read_rgb8(path), scale)
     except SrganError as err:
         raise SrganError(f"{path}: {err}") from None
+    least = 2 * border + SSIM_WINDOW
+    if min(hr.shape[:2]) < least:
+        raise SrganError(f"{path}: {hr.shape[1]}x{hr.shape[0]} after cropping to multiples of {scale} is too small "
+                         f"to score (SSIM needs {least}x{least} pixels with a {border} px border)")
+    return hr
 
 
 def degrade(hr, scale):
@@ -70,7 +75,7 @@ def evaluate_folder(folder, upscalers, save_dir=None, border=4):
     scale = next(iter(upscalers.values())).scale
     results = []
     for path in paths:
-        hr = load_hr(path, scale)
+        hr = load_hr(path, scale, border)
         lr = degrade(hr, scale)
         outputs = {BICUBIC: bicubic_upscale(lr, scale)}
         for name, upscaler in upscalers.items():

@@ -81,7 +81,9 @@ def build_feature_extractor(content_loss="vgg54", weights="imagenet"):
 
 def feature_scale(kind, weights):
     """Factor on the VGG feature MSE: the paper's 1/12.75^2, or 1/RMS^2 for the random network."""
-    return 1.0 / RANDOM_FEATURE_RMS[kind] ** 2 if weights == RANDOM else VGG_SCALE
+    if weights == RANDOM and kind in RANDOM_FEATURE_RMS:
+        return 1.0 / RANDOM_FEATURE_RMS[kind] ** 2
+    return VGG_SCALE  # also for 'mse', which has no features to scale
 
 
 def content_loss_fn(kind, extractor=None, scale=VGG_SCALE):

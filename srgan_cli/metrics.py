@@ -2,6 +2,8 @@
 
 import numpy as np
 
+SSIM_WINDOW = 11  # Gaussian window side of the reference SSIM
+
 
 def rgb_to_y(rgb):
     """ITU-R BT.601 luma of 8-bit RGB as MATLAB's rgb2ycbcr: Y in [16, 235], float64.
@@ -37,7 +39,7 @@ def ssim_y(sr, hr, border=4):
 
     return float(structural_similarity(
         _y_cropped(sr, border), _y_cropped(hr, border), data_range=255.0,
-        gaussian_weights=True, sigma=1.5, use_sample_covariance=False, win_size=11))
+        gaussian_weights=True, sigma=1.5, use_sample_covariance=False, win_size=SSIM_WINDOW))
 
 
 def grid_db(sr, hr, period=4, border=4):

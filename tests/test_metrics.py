@@ -79,6 +79,15 @@ def test_evaluate_tta_scores_the_self_ensemble_beside_the_plain_model(model_path
     assert mean["tiny+tta"]["psnr"] != pytest.approx(mean["tiny"]["psnr"], abs=1e-6)
 
 
+def test_evaluate_refuses_an_image_too_small_to_score_in_one_line(model_path, tmp_path):
+    folder = tmp_path / "Small"
+    folder.mkdir()
+    Image.fromarray(photo_array(9, 10)).save(folder / "tiny.png")
+    result = CliRunner().invoke(app, ["evaluate", str(folder), "--model", str(model_path), "--device", "cpu"])
+    assert result.exit_code == 1 and "tiny.png" in result.output and "too small" in result.output
+    assert "Traceback" not in result.output and len(result.output.strip().splitlines()) == 1
+
+
 def test_evaluate_names_a_damaged_image_in_one_line(model_path, tmp_path):
     folder = tmp_path / "Broken"
     folder.mkdir()

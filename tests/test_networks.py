@@ -155,6 +155,7 @@ def test_random_vgg_is_fixed_and_its_loss_is_relative_to_the_feature_rms():
     assert np.array_equal(np.asarray(first(hr)), np.asarray(second(hr)))  # same weights on every build (resume)
     scale = losses.feature_scale("vgg54", losses.RANDOM)
     assert scale != losses.VGG_SCALE and losses.feature_scale("vgg54", "imagenet") == losses.VGG_SCALE
+    assert losses.feature_scale("mse", losses.RANDOM) == losses.VGG_SCALE  # --content-loss mse ignores it
     loss = losses.content_loss_fn("vgg54", first, scale)
     expected = scale * np.mean((np.asarray(first(hr)) - np.asarray(first(-hr))) ** 2)
     assert float(loss(hr, -hr)) == pytest.approx(expected, rel=1e-4)
