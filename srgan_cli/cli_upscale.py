@@ -168,11 +168,10 @@ def evaluate(
 
     models = model or [None]
     names = [m.stem if m else "default" for m in models]
-    variants = [(name, path, False) for name, path in zip(names, models)]
-    if tta:
-        variants = [v for name, path, _ in variants for v in ((name, path, False), (f"{name}+tta", path, True))]
-    upscalers = {n: run_or_exit(Upscaler, m, device=device, tile=parse_tile(tile), tile_pad=tile_pad, tta=t)
-                 for n, m, t in variants}
+    modes = (False, True) if tta else (False,)
+    upscalers = {name + ("+tta" if t else ""): run_or_exit(Upscaler, m, device=device, tile=parse_tile(tile),
+                                                           tile_pad=tile_pad, tta=t)
+                 for name, m in zip(names, models) for t in modes}
     console, report = Console(), {}
     for folder in folders:
         results = run_or_exit(evaluate_folder, folder, upscalers, save)

@@ -1,6 +1,6 @@
 """`srgan evaluate`: the standard x4 SR protocol (bicubic LR, Y-channel PSNR/SSIM, 4 px border) against bicubic."""
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 import numpy as np
@@ -92,6 +92,7 @@ def score(sr, hr, scale, border):
 
 
 def mean_scores(results):
-    methods = results[0].scores.keys()
-    return {m: Score(*(float(np.mean([getattr(r.scores[m], f) for r in results])) for f in ("psnr", "ssim", "grid")))
-            for m in methods}
+    """Per method, the mean of every Score field over the images."""
+    names = [f.name for f in fields(Score)]
+    return {m: Score(*(float(np.mean([getattr(r.scores[m], n) for r in results])) for n in names))
+            for m in results[0].scores}
