@@ -34,6 +34,8 @@ def save_checkpoint(folder, trainer, state):
     if trainer.discriminator is not None:
         trainer.discriminator.save_weights(tmp / "discriminator.weights.h5")
         _save_optimizer(trainer.d_optimizer, tmp / "d_optimizer.npz")
+    if trainer.average is not None:
+        trainer.average.save(tmp / "ema.npz")
     (tmp / "state.json").write_text(json.dumps(state, indent=2))
     old = folder.with_name(folder.name + ".old")
     shutil.rmtree(old, ignore_errors=True)
@@ -43,11 +45,16 @@ def save_checkpoint(folder, trainer, state):
     shutil.rmtree(old, ignore_errors=True)
 
 
-def load_checkpoint(folder, trainer):
-    """Restore what save_checkpoint wrote; returns the saved state dict."""
+def _complete(folder):
     folder = Path(folder)
     if not (folder / "state.json").exists() and folder.with_name(folder.name + ".old").exists():
-        folder = folder.with_name(folder.name + ".old")  # killed between the two renames
+        return folder.with_name(folder.name + ".old")  # killed between the two renames
+    return folder
+
+
+def load_checkpoint(folder, trainer):
+    """Restore what save_checkpoint wrote; returns the saved state dict."""
+    folder = _complete(folder)
     trainer.generator.load_weights(folder / "generator.weights.h5")
     _load_optimizer(trainer.g_optimizer, trainer.generator.trainable_variables, folder / "g_optimizer.npz")
     if trainer.discriminator is not None:
@@ -59,3 +66,10 @@ def load_checkpoint(folder, trainer):
 def has_checkpoint(folder):
     folder = Path(folder)
     return (folder / "state.json").exists() or (folder.with_name(folder.name + ".old") / "state.json").exists()
+
+
+def load_average(folder, average):
+    """Restore a run's weight average; a run that starts keeping one on resume starts it at the current weights."""
+    saved = _complete(folder) / "ema.npz"
+    if saved.exists():
+        average.load(saved)

@@ -68,6 +68,9 @@ def train(
     lr_decay_every: Annotated[Optional[int], typer.Option(help="Multiply lr by --lr-decay-factor every N steps "
                                                           "(default: never for pretrain, half the steps for gan).")] = None,
     lr_decay_factor: Annotated[Optional[float], typer.Option(help="Learning-rate decay factor [default: 0.1].", show_default=False)] = None,
+    ema: Annotated[Optional[float], typer.Option(min=0.0, max=0.99999, help="Keep an exponential moving average of "
+                                                 "the generator's weights with this decay (e.g. 0.999) and validate, "
+                                                 "save and export that [default: 0, off].", show_default=False)] = None,
     blocks: Annotated[int, typer.Option(min=1, help="Residual blocks of the generator.")] = 16,
     channels: Annotated[int, typer.Option(min=4, help="Feature channels of the generator.")] = 64,
     pixel_loss: Annotated[PixelLoss, typer.Option(help="Pretraining pixel loss.")] = PixelLoss.mse,
@@ -100,13 +103,13 @@ def train(
                                  param_hint="--hr-size")
     # given on the command line, these also change a resumed run (extend it, or change its schedule)
     schedule = {k: v for k, v in (("steps", steps), ("lr", lr), ("lr_decay_every", lr_decay_every),
-                                  ("lr_decay_factor", lr_decay_factor)) if v is not None}
+                                  ("lr_decay_factor", lr_decay_factor), ("ema", ema)) if v is not None}
     steps = steps or 100_000
     if lr_decay_every is None:
         lr_decay_every = steps // 2 if phase == Phase.gan else 0
     config = TrainConfig(
         data=str(data or ""), phase=phase.value, steps=steps, batch_size=batch_size, hr_size=hr_size, lr=lr or 1e-4,
-        lr_decay_every=lr_decay_every, lr_decay_factor=lr_decay_factor or 0.1, blocks=blocks, channels=channels,
+        lr_decay_every=lr_decay_every, lr_decay_factor=lr_decay_factor or 0.1, ema=ema or 0.0, blocks=blocks, channels=channels,
         pixel_loss=pixel_loss.value, content_loss=content_loss.value, adv_weight=adv_weight, d_warmup=d_warmup,
         lattice_weight=lattice_weight, vgg_weights=str(vgg_weights) if vgg_weights else "imagenet",
         init=str(init or ""), val=str(val or ""),

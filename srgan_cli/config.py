@@ -19,6 +19,7 @@ class TrainConfig:
     lr_decay_every: int = 0
     lr_decay_factor: float = 0.1
     lr_decay_from: int = 0
+    ema: float = 0.0
     blocks: int = 16
     channels: int = 64
     pixel_loss: str = "mse"

@@ -23,6 +23,7 @@ class Trainer:
 
     def __init__(self, config, strategy):
         self.config, self.strategy = config, strategy
+        self.average = None  # a WeightAverage of the generator, set by the training loop when the run keeps one
         gan = config.phase == "gan"
         with strategy.scope():
             self.generator = build_generator(config.blocks, config.channels)
@@ -55,7 +56,10 @@ class Trainer:
             generator (bool): False in a GAN run: update only the discriminator (its warm-up).
         """
         step = self._step if generator or self._d_step is None else self._d_step
-        return {k: float(v) for k, v in step(lr, hr).items()}
+        result = {k: float(v) for k, v in step(lr, hr).items()}
+        if self.average is not None:
+            self.average.update(self.generator)
+        return result
 
     def _distributed(self, step, lr, hr):
         per_replica = self.strategy.run(step, args=(lr, hr))

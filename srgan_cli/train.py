@@ -17,7 +17,8 @@ import tensorflow as tf
 from PIL import Image
 
 from srgan_cli import data, patches
-from srgan_cli.checkpoint import has_checkpoint, load_checkpoint, save_checkpoint
+from srgan_cli.averaging import WeightAverage
+from srgan_cli.checkpoint import has_checkpoint, load_average, load_checkpoint, save_checkpoint
 from srgan_cli.errors import SrganError
 from srgan_cli.evaluate import degrade, load_hr
 from srgan_cli.gan import Trainer
@@ -168,8 +169,8 @@ def train(config, run_dir, resume=False, progress=None, overrides=None):
         run_dir (str | Path): the run folder.
         resume (bool): continue from the run folder's checkpoint.
         progress (callable | None): called with (step, total, row) after each step for display.
-        overrides (dict | None): on resume, new values for steps, lr, lr_decay_every, lr_decay_factor; a new
-            lr or decay counts its decay steps from the resume step.
+        overrides (dict | None): on resume, new values for steps, lr, lr_decay_every, lr_decay_factor, ema; a
+            new lr or decay counts its decay steps from the resume step.
     """
     run, config = prepare_run(config, run_dir, resume, overrides)
     keras.mixed_precision.set_global_policy("mixed_float16" if config.mixed_precision else "float32")
@@ -187,6 +188,10 @@ def train(config, run_dir, resume=False, progress=None, overrides=None):
         config = restart_schedule(config, run, overrides, state["step"])
     elif config.init:
         init_generator(trainer, config.init)
+    if config.ema:
+        trainer.average = WeightAverage(trainer.generator, config.ema)
+        if resume:
+            load_average(run.checkpoint, trainer.average)
     return _loop(config, run, trainer, photos, val_pairs, state, progress)
 
 
@@ -219,24 +224,36 @@ def _loop(config, run, trainer, photos, val_pairs, state, progress):
     return state["step"]
 
 
+@contextmanager
+def published(trainer):
+    """The generator as validated, sampled and saved: holding its weight average when the run keeps one."""
+    if trainer.average is None:
+        yield trainer.generator
+    else:
+        with trainer.average.applied(trainer.generator) as generator:
+            yield generator
+
+
 def _periodic(config, run, trainer, val_pairs, state, row, sample):
     step = state["step"]
-    if val_pairs and step % config.val_every == 0:
-        row["val_psnr"], row["val_ssim"] = validate(trainer.generator, val_pairs)
-        state["last_psnr"] = row["val_psnr"]
-        if state["best_psnr"] is None or row["val_psnr"] > state["best_psnr"]:
-            state["best_psnr"] = row["val_psnr"]
-            state["best_step"] = step
-            run.save_generator(trainer.generator, "best_generator")
-    if config.sample_every and step % config.sample_every == 0:
-        save_sample(trainer.generator, *sample, run.samples / f"step_{step:07d}.png")
+    with published(trainer) as generator:
+        if val_pairs and step % config.val_every == 0:
+            row["val_psnr"], row["val_ssim"] = validate(generator, val_pairs)
+            state["last_psnr"] = row["val_psnr"]
+            if state["best_psnr"] is None or row["val_psnr"] > state["best_psnr"]:
+                state["best_psnr"] = row["val_psnr"]
+                state["best_step"] = step
+                run.save_generator(generator, "best_generator")
+        if config.sample_every and step % config.sample_every == 0:
+            save_sample(generator, *sample, run.samples / f"step_{step:07d}.png")
     if step % config.checkpoint_every == 0:
         _finish(run, trainer, state)
 
 
 def _finish(run, trainer, state):
-    save_checkpoint(run.checkpoint, trainer, state)
-    run.save_generator(trainer.generator, "generator")
+    save_checkpoint(run.checkpoint, trainer, state)  # the generator's own weights: what resume continues
+    with published(trainer) as generator:
+        run.save_generator(generator, "generator")
 
 
 def _checkpointed_step(run):
