@@ -26,6 +26,7 @@ class TrainConfig:
     content_loss: str = "vgg54"
     adv_weight: float = 1e-3
     lattice_weight: float = 0.0
+    lowfreq_weight: float = 0.0
     d_warmup: int = 0
     vgg_weights: str = "imagenet"
     init: str = ""

@@ -99,8 +99,8 @@ class Trainer:
         return d_loss
 
     def generator_update(self, lr, hr):
-        """One generator step on content + adv_weight * adversarial (+ lattice_weight * lattice) loss; discriminator
-        and VGG stay frozen."""
+        """One generator step on content + adv_weight * adversarial (+ lattice_weight * lattice + lowfreq_weight *
+        lowfreq) loss; discriminator and VGG stay frozen."""
         with tf.GradientTape() as tape:
             sr = ops.cast(self.generator(lr, training=True), "float32")
             content = self._replica_mean(self.content_loss(hr, sr))
@@ -109,6 +109,8 @@ class Trainer:
             g_loss = content + self.config.adv_weight * adv
             if self.config.lattice_weight:
                 g_loss += self.config.lattice_weight * self._replica_mean(losses.lattice_loss(hr, sr))
+            if self.config.lowfreq_weight:
+                g_loss += self.config.lowfreq_weight * self._replica_mean(losses.lowfreq_loss(hr, sr))
             scaled = self.g_optimizer.scale_loss(g_loss)
         self._apply(self.g_optimizer, self.generator, tape, scaled)
         return {"g_loss": g_loss, "content_loss": content, "adv_loss": adv}

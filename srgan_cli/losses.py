@@ -114,6 +114,17 @@ def lattice_loss(hr, sr, scale=4, window=8):
     return ops.mean(ops.var(phase_means, axis=(2, 4)))
 
 
+def lowfreq_loss(hr, sr, scale=4):
+    """Mean square error of the scale x scale block means: brightness and colour drift, blind to texture inside a block.
+
+    The VGG content loss does not pin colour, so an adversarial run can drift in tint; this term pins it without
+    charging the fine texture the adversarial loss is there to add.
+    """
+    def block_means(x):
+        return ops.average_pool(x, scale, strides=scale, padding="valid")
+    return ops.mean(ops.square(block_means(sr) - block_means(hr)))
+
+
 def _bce_logits(labels_value, logits):
     labels = ops.full_like(logits, labels_value)
     return ops.mean(keras.losses.binary_crossentropy(labels, logits, from_logits=True))

@@ -63,9 +63,9 @@ def test_saved_models_load_in_safe_mode(tmp_path):
     np.testing.assert_allclose(np.asarray(loaded(lr)), np.asarray(model(lr)), atol=1e-6)
 
 
-def tiny_trainer(phase, content_loss="mse", vgg_weights=None, hr_size=24, lattice_weight=0.0):
+def tiny_trainer(phase, content_loss="mse", vgg_weights=None, hr_size=24, **weights):
     config = TrainConfig(phase=phase, blocks=1, channels=8, hr_size=hr_size, content_loss=content_loss,
-                         vgg_weights=vgg_weights, lr=1e-3, lattice_weight=lattice_weight)
+                         vgg_weights=vgg_weights, lr=1e-3, **weights)
     return Trainer(config, tf.distribute.get_strategy())
 
 
@@ -110,11 +110,21 @@ def test_lattice_loss_charges_a_4px_grid_far_more_than_noise_of_the_same_power()
     assert float(losses.lattice_loss(hr, hr + 0.5)) == 0.0  # a plain offset does not repeat with the lattice
 
 
-def test_gan_step_adds_the_weighted_lattice_loss():
-    trainer = tiny_trainer("gan", hr_size=32, lattice_weight=10.0)
+def test_lowfreq_loss_charges_a_tint_and_not_texture_inside_a_4px_block():
+    hr = np.random.default_rng(1).uniform(-1, 1, (2, 16, 16, 3)).astype("float32")
+    texture = np.tile(np.array([[1, -1, 1, -1], [-1, 1, -1, 1]] * 2, "float32")[None, ..., None], (2, 4, 4, 3))
+    tint = np.zeros_like(hr)
+    tint[..., 0] = 0.1
+    assert float(losses.lowfreq_loss(hr, hr + 0.2 * texture)) == pytest.approx(0.0, abs=1e-10)
+    assert float(losses.lowfreq_loss(hr, hr + tint)) == pytest.approx(0.01 / 3, rel=1e-4)
+
+
+@pytest.mark.parametrize("term", ["lattice", "lowfreq"])
+def test_gan_step_adds_the_weighted_extra_loss(term):
+    trainer = tiny_trainer("gan", hr_size=32, **{f"{term}_weight": 10.0})
     lr, hr = batch(hr=32)
     sr = trainer.generator(lr, training=True)  # what the step computes before updating
-    expected = 10.0 * float(losses.lattice_loss(hr, sr))
+    expected = 10.0 * float(getattr(losses, f"{term}_loss")(hr, sr))
     step = trainer.train_step(lr, hr)
     extra = step["g_loss"] - step["content_loss"] - trainer.config.adv_weight * step["adv_loss"]
     assert expected > 0 and extra == pytest.approx(expected, rel=1e-3)
