@@ -140,9 +140,10 @@ def _score_table(title, rows, methods):
     table = Table(title=title, title_justify="left")
     table.add_column("image", min_width=6)
     for method in methods:
-        table.add_column(f"{method}\nPSNR  SSIM  grid", justify="right")
+        table.add_column(f"{method}\nPSNR  SSIM  grid  tint", justify="right")
     for name, scores in rows:
-        table.add_row(name, *(f"{scores[m].psnr:.2f}  {scores[m].ssim:.4f}  {scores[m].grid:4.1f}" for m in methods))
+        table.add_row(name, *(f"{s.psnr:.2f}  {s.ssim:.4f}  {s.grid:4.1f}  {s.tint:4.2f}"
+                              for s in (scores[m] for m in methods)))
     return table
 
 

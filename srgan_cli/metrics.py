@@ -1,4 +1,4 @@
-"""Image quality metrics of the SR evaluation protocol (Y-channel PSNR, SSIM) and a grid-artifact score (numpy only)."""
+"""Image quality metrics of the SR evaluation protocol (Y-channel PSNR, SSIM) and artifact scores (numpy only)."""
 
 import numpy as np
 
@@ -66,6 +66,19 @@ def grid_db(sr, hr, period=4, border=4):
                 rows, cols = (iy + np.arange(-6, 7)) % height, (ix + np.arange(-6, 7)) % width
                 ratios.append((power[iy, ix] + 1e-12) / (np.median(power[np.ix_(rows, cols)]) + 1e-12))
     return float(10.0 * np.log10(np.mean(ratios)))
+
+
+def colour_shift(sr, hr, border=4):
+    """The largest per-channel mean error, in 8-bit levels: a tint or brightness drift (about 0 for bicubic).
+
+    Args:
+        sr, hr (np.ndarray): 8-bit HxWx3 (or HxW) images of the same size.
+        border (int): pixels ignored at each edge.
+    """
+    error = np.asarray(sr, np.float64) - np.asarray(hr, np.float64)
+    error = error[border:-border, border:-border] if border else error
+    channels = error.shape[2] if error.ndim == 3 else 1
+    return float(np.abs(error.reshape(-1, channels).mean(axis=0)).max())
 
 
 def mod_crop(img, scale=4):

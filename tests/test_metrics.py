@@ -10,7 +10,7 @@ from PIL import Image
 from typer.testing import CliRunner
 
 from srgan_cli.cli import app
-from srgan_cli.metrics import grid_db, mod_crop, psnr_y, rgb_to_y, ssim_y
+from srgan_cli.metrics import colour_shift, grid_db, mod_crop, psnr_y, rgb_to_y, ssim_y
 
 
 def test_bt601_luma_of_black_and_white():
@@ -32,6 +32,15 @@ def test_ssim_of_constant_images_matches_the_formula():
     c1 = (0.01 * 255) ** 2
     assert ssim_y(b, a) == pytest.approx((2 * 100 * 110 + c1) / (100 ** 2 + 110 ** 2 + c1), abs=1e-6)
     assert ssim_y(a, a) == pytest.approx(1.0)
+
+
+def test_colour_shift_reports_a_tint_and_ignores_zero_mean_noise():
+    hr = np.full((40, 40, 3), 100, np.uint8)
+    tinted = hr.copy()
+    tinted[4:-4, 4:-4, 0] += 3  # the 4 px border is not scored
+    noisy = hr.astype(int) + np.where(np.indices((40, 40)).sum(0)[..., None] % 2, 5, -5)
+    assert colour_shift(tinted, hr) == 3.0
+    assert colour_shift(noisy.astype(np.uint8), hr) == 0.0
 
 
 def test_grid_score_finds_a_faint_4px_grid_under_stronger_noise():
@@ -62,7 +71,7 @@ def test_evaluate_reports_bicubic_and_model_per_image_and_mean(model_path, tmp_p
     report = json.loads((tmp_path / "s.json").read_text())["Tiny"]
     assert set(report["images"]) == {"im0", "im1"} and set(report["mean"]) == {"bicubic", "tiny"}
     assert 20 < report["mean"]["bicubic"]["psnr"] < 60 and 0 < report["mean"]["tiny"]["ssim"] <= 1
-    assert isinstance(report["mean"]["tiny"]["grid"], float)
+    assert isinstance(report["mean"]["tiny"]["grid"], float) and report["mean"]["bicubic"]["tint"] < 1
     crop = Image.open(tmp_path / "crops" / "Tiny" / "im0.png")
     assert crop.size == (3 * 40, 40)  # bicubic | model | original, 48x40 HR after mod-crop
 
