@@ -303,3 +303,25 @@ def test_ema_run_saves_the_average_and_resumes_it(photos, tmp_path):
     raw.load_weights(tmp_path / "straight" / "checkpoint" / "generator.weights.h5")
     moved = [not np.allclose(a, np.asarray(r)) for a, r in zip(weights(tmp_path / "straight"), raw.weights)]
     assert any(moved)  # generator.keras is the average, not the last step's weights
+
+
+def test_average_weights_script_writes_the_mean_generator_and_its_config(tmp_path):
+    from srgan_cli.config import TrainConfig
+    from srgan_cli.networks import build_generator
+
+    TrainConfig(blocks=1, channels=8).save(tmp_path / "config.json")
+    first = build_generator(1, 8)
+    second = build_generator(1, 8)
+    second.set_weights([w + 2.0 for w in first.get_weights()])
+    for name, model in (("a", first), ("b", second)):
+        model.save_weights(tmp_path / f"{name}.weights.h5")
+    script = Path(__file__).resolve().parent.parent / "scripts" / "average_weights.py"
+    cmd = [sys.executable, str(script), str(tmp_path / "a.weights.h5"), str(tmp_path / "b.weights.h5"),
+           "--config", str(tmp_path / "config.json"), "-o", str(tmp_path / "mean.weights.h5")]
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    mean = build_generator(1, 8)
+    mean.load_weights(tmp_path / "mean.weights.h5")
+    for a, m in zip(first.get_weights(), mean.get_weights()):
+        np.testing.assert_allclose(m, a + 1.0, atol=1e-6)
+    assert TrainConfig.load(tmp_path / "mean.config.json").channels == 8  # srgan export finds the shape beside it
