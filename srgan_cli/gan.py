@@ -100,9 +100,15 @@ class Trainer:
 
     def generator_update(self, lr, hr):
         """One generator step on content + adv_weight * adversarial (+ lattice_weight * lattice + lowfreq_weight *
-        lowfreq) loss; discriminator and VGG stay frozen."""
+        lowfreq) loss; discriminator and VGG stay frozen.
+
+        The generator's BatchNorm layers run in inference mode, on the statistics of pre-training: with batch
+        statistics the losses would judge a function that `upscale` never computes (a probe fine-tuned that way on
+        96x96 crops ended 3-4 levels brighter at inference), and a fine-tune of a few thousand steps has no business
+        moving them.
+        """
         with tf.GradientTape() as tape:
-            sr = ops.cast(self.generator(lr, training=True), "float32")
+            sr = ops.cast(self.generator(lr, training=False), "float32")
             content = self._replica_mean(self.content_loss(hr, sr))
             fake_logits = ops.cast(self.discriminator(sr, training=True), "float32")
             adv = self._replica_mean(losses.adversarial_loss(fake_logits))

@@ -90,12 +90,15 @@ def test_pretrain_step_changes_every_generator_weight():
     assert all(changed(before, trainer.generator, trainable_only=True))
 
 
-def test_gan_step_updates_both_networks():
+def test_gan_step_updates_both_networks_but_not_the_generators_batchnorm_statistics():
     trainer = tiny_trainer("gan")
     g_before, d_before = snapshot(trainer.generator, True), snapshot(trainer.discriminator, True)
+    statistics = [np.array(w) for w in trainer.generator.non_trainable_weights]
     losses_ = trainer.train_step(*batch())
     assert set(losses_) == {"g_loss", "content_loss", "adv_loss", "d_loss"}
     assert all(changed(g_before, trainer.generator, True)) and all(changed(d_before, trainer.discriminator, True))
+    assert statistics and all(np.array_equal(a, np.asarray(b))
+                              for a, b in zip(statistics, trainer.generator.non_trainable_weights))
 
 
 def test_lattice_loss_charges_a_4px_grid_far_more_than_noise_of_the_same_power():
@@ -123,7 +126,7 @@ def test_lowfreq_loss_charges_a_tint_and_not_texture_inside_a_4px_block():
 def test_gan_step_adds_the_weighted_extra_loss(term):
     trainer = tiny_trainer("gan", hr_size=32, **{f"{term}_weight": 10.0})
     lr, hr = batch(hr=32)
-    sr = trainer.generator(lr, training=True)  # what the step computes before updating
+    sr = trainer.generator(lr, training=False)  # what the step computes before updating (BatchNorm in inference mode)
     expected = 10.0 * float(getattr(losses, f"{term}_loss")(hr, sr))
     step = trainer.train_step(lr, hr)
     extra = step["g_loss"] - step["content_loss"] - trainer.config.adv_weight * step["adv_loss"]
