@@ -325,3 +325,9 @@ def test_average_weights_script_writes_the_mean_generator_and_its_config(tmp_pat
     for a, m in zip(first.get_weights(), mean.get_weights()):
         np.testing.assert_allclose(m, a + 1.0, atol=1e-6)
     assert TrainConfig.load(tmp_path / "mean.config.json").channels == 8  # srgan export finds the shape beside it
+    done = subprocess.run([*cmd, "--mix", "3", "1"], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    mean.load_weights(tmp_path / "mean.weights.h5")
+    for a, m in zip(first.get_weights(), mean.get_weights()):
+        np.testing.assert_allclose(m, a + 0.5, atol=1e-6)  # a quarter of the way: network interpolation
+    assert subprocess.run([*cmd, "--mix", "1"], capture_output=True, text=True, timeout=300).returncode == 2
