@@ -27,6 +27,7 @@ class TrainConfig:
     adv_weight: float = 1e-3
     lattice_weight: float = 0.0
     lowfreq_weight: float = 0.0
+    pixel_weight: float = 0.0
     d_warmup: int = 0
     vgg_weights: str = "imagenet"
     init: str = ""

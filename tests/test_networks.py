@@ -122,12 +122,13 @@ def test_lowfreq_loss_charges_a_tint_and_not_texture_inside_a_4px_block():
     assert float(losses.lowfreq_loss(hr, hr + tint)) == pytest.approx(0.01 / 3, rel=1e-4)
 
 
-@pytest.mark.parametrize("term", ["lattice", "lowfreq"])
-def test_gan_step_adds_the_weighted_extra_loss(term):
+@pytest.mark.parametrize("term, loss", [("lattice", losses.lattice_loss), ("lowfreq", losses.lowfreq_loss),
+                                        ("pixel", losses.pixel_loss("mse"))])
+def test_gan_step_adds_the_weighted_extra_loss(term, loss):
     trainer = tiny_trainer("gan", hr_size=32, **{f"{term}_weight": 10.0})
     lr, hr = batch(hr=32)
     sr = trainer.generator(lr, training=False)  # what the step computes before updating (BatchNorm in inference mode)
-    expected = 10.0 * float(getattr(losses, f"{term}_loss")(hr, sr))
+    expected = 10.0 * float(loss(hr, sr))
     step = trainer.train_step(lr, hr)
     extra = step["g_loss"] - step["content_loss"] - trainer.config.adv_weight * step["adv_loss"]
     assert expected > 0 and extra == pytest.approx(expected, rel=1e-3)
