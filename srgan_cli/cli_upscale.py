@@ -140,9 +140,9 @@ def _score_table(title, rows, methods):
     table = Table(title=title, title_justify="left")
     table.add_column("image", min_width=6)
     for method in methods:
-        table.add_column(f"{method}\nPSNR  SSIM  grid  tint", justify="right")
+        table.add_column(f"{method}\nPSNR  SSIM  grid  tint  halo", justify="right")
     for name, scores in rows:
-        table.add_row(name, *(f"{s.psnr:.2f}  {s.ssim:.4f}  {s.grid:4.1f}  {s.tint:4.2f}"
+        table.add_row(name, *(f"{s.psnr:.2f}  {s.ssim:.4f}  {s.grid:4.1f}  {s.tint:4.2f}  {s.halo:4.2f}"
                               for s in (scores[m] for m in methods)))
     return table
 

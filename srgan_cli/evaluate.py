@@ -8,7 +8,7 @@ from PIL import Image
 
 from srgan_cli import imaging
 from srgan_cli.errors import SrganError
-from srgan_cli.metrics import SSIM_WINDOW, colour_shift, grid_db, mod_crop, psnr_y, ssim_y
+from srgan_cli.metrics import SSIM_WINDOW, colour_shift, edge_overshoot, grid_db, mod_crop, psnr_y, ssim_y
 
 BICUBIC = "bicubic"
 
@@ -19,6 +19,7 @@ class Score:
     ssim: float
     grid: float  # metrics.grid_db: LR-grid-periodic error, dB (0-7 for bicubic)
     tint: float  # metrics.colour_shift: largest per-channel mean error, 8-bit levels
+    halo: float  # metrics.edge_overshoot: output beyond the photo's local range at strong edges, levels
 
 
 @dataclass
@@ -90,7 +91,7 @@ def evaluate_folder(folder, upscalers, save_dir=None, border=4):
 
 def score(sr, hr, scale, border):
     return Score(psnr_y(sr, hr, border), ssim_y(sr, hr, border), grid_db(sr, hr, scale, border),
-                 colour_shift(sr, hr, border))
+                 colour_shift(sr, hr, border), edge_overshoot(sr, hr, border))
 
 
 def mean_scores(results):

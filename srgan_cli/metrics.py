@@ -81,6 +81,30 @@ def colour_shift(sr, hr, border=4):
     return float(np.abs(error.reshape(-1, channels).mean(axis=0)).max())
 
 
+def edge_overshoot(sr, hr, border=4, window=5, edge_range=32.0):
+    """Ringing and halos: how far the Y output leaves the photo's own local range near strong edges, in levels.
+
+    Where the HR Y channel spans at least `edge_range` levels within a `window` x `window` neighbourhood (a strong
+    edge), the SR value's distance above that neighbourhood's maximum or below its minimum is averaged. An edge
+    rendered soft or exact scores 0; a bright or dark line along it (the halo of over-sharpening) does not.
+
+    Args:
+        sr, hr (np.ndarray): 8-bit images of the same size.
+        border (int): pixels ignored at each edge.
+    """
+    from numpy.lib.stride_tricks import sliding_window_view
+
+    sr_y, hr_y = _y_cropped(sr, border), _y_cropped(hr, border)
+    pad = window // 2
+    neighbourhoods = sliding_window_view(np.pad(hr_y, pad, mode="edge"), (window, window))
+    low, high = neighbourhoods.min(axis=(2, 3)), neighbourhoods.max(axis=(2, 3))
+    edges = high - low >= edge_range
+    if not edges.any():
+        return 0.0
+    beyond = np.maximum(sr_y - high, 0.0) + np.maximum(low - sr_y, 0.0)
+    return float(beyond[edges].mean())
+
+
 def mod_crop(img, scale=4):
     """Crop an HxW(xC) array so both sides are multiples of `scale` (step 1 of the protocol)."""
     h, w = img.shape[0] - img.shape[0] % scale, img.shape[1] - img.shape[1] % scale

@@ -10,7 +10,7 @@ from PIL import Image
 from typer.testing import CliRunner
 
 from srgan_cli.cli import app
-from srgan_cli.metrics import colour_shift, grid_db, mod_crop, psnr_y, rgb_to_y, ssim_y
+from srgan_cli.metrics import colour_shift, edge_overshoot, grid_db, mod_crop, psnr_y, rgb_to_y, ssim_y
 
 
 def test_bt601_luma_of_black_and_white():
@@ -43,6 +43,18 @@ def test_colour_shift_reports_a_tint_and_ignores_zero_mean_noise():
     assert colour_shift(noisy.astype(np.uint8), hr) == 0.0
 
 
+def test_edge_overshoot_scores_a_halo_and_not_a_soft_or_exact_edge():
+    hr = np.full((40, 40, 3), 60, np.uint8)
+    hr[:, 20:] = 200
+    soft = hr.copy()
+    soft[:, 19], soft[:, 20] = 100, 160  # blurred, but inside the local range
+    halo = hr.copy()
+    halo[:, 21] = 240  # a bright line beside the edge
+    assert edge_overshoot(hr, hr) == 0.0 and edge_overshoot(soft, hr) == 0.0
+    assert edge_overshoot(halo, hr) > 5.0
+    assert edge_overshoot(np.full_like(hr, 90), np.full_like(hr, 90)) == 0.0  # no edges: nothing to score
+
+
 def test_grid_score_finds_a_faint_4px_grid_under_stronger_noise():
     hr = photo_array(96, 80, seed=2).astype(np.float64)
     yy, xx = np.mgrid[0:96, 0:80]
@@ -72,6 +84,7 @@ def test_evaluate_reports_bicubic_and_model_per_image_and_mean(model_path, tmp_p
     assert set(report["images"]) == {"im0", "im1"} and set(report["mean"]) == {"bicubic", "tiny"}
     assert 20 < report["mean"]["bicubic"]["psnr"] < 60 and 0 < report["mean"]["tiny"]["ssim"] <= 1
     assert isinstance(report["mean"]["tiny"]["grid"], float) and report["mean"]["bicubic"]["tint"] < 1
+    assert report["mean"]["bicubic"]["halo"] >= 0
     crop = Image.open(tmp_path / "crops" / "Tiny" / "im0.png")
     assert crop.size == (3 * 40, 40)  # bicubic | model | original, 48x40 HR after mod-crop
 
