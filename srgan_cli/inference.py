@@ -20,13 +20,34 @@ BYTES_PER_LR_PIXEL = 17_000  # peak ONNX Runtime memory of the 16x64 x4 generato
 RANGES = {"0,1": (0.0, 1.0), "0,255": (0.0, 255.0), "-1,1": (-1.0, 1.0)}
 
 
+WEIGHTS_DIRS = (Path(__file__).parent / "weights", Path(__file__).parent.parent / "weights")  # installed, checkout
+
+
 def default_model_path():
     """The model named by weights/default.txt (installed as srgan_cli/weights), or None while none is shipped."""
-    for base in (Path(__file__).parent / "weights", Path(__file__).parent.parent / "weights"):
+    for base in WEIGHTS_DIRS:
         pointer = base / "default.txt"
         if pointer.is_file() and (base / pointer.read_text().strip()).is_file():
             return base / pointer.read_text().strip()
     return None
+
+
+def shipped_models():
+    """Names of the ONNX models shipped in weights/ (e.g. ['srresnet_x4'])."""
+    return sorted({path.stem for base in WEIGHTS_DIRS if base.is_dir() for path in base.glob("*.onnx")})
+
+
+def resolve_model(model):
+    """An existing model path: `model` itself, or the shipped model of that name ('srresnet_x4')."""
+    path = Path(model)
+    if path.is_file():
+        return path
+    if path.name == str(model) and path.suffix in ("", ".onnx"):
+        for base in WEIGHTS_DIRS:
+            if (base / f"{path.stem}.onnx").is_file():
+                return base / f"{path.stem}.onnx"
+    names = ", ".join(shipped_models()) or "none"
+    raise SrganError(f"{model}: model file not found (shipped models, usable by name: {names})")
 
 
 def cpu_count():
@@ -199,8 +220,7 @@ class Upscaler:
         model_path = model_path or default_model_path()
         if model_path is None:
             raise UsageError("no default model is installed yet: pass --model model.onnx")
-        if not Path(model_path).is_file():
-            raise SrganError(f"{model_path}: model file not found")
+        model_path = resolve_model(model_path)
         if alpha not in ("bicubic", "model"):
             raise UsageError(f"--alpha {alpha}: use bicubic or model")
         self.session, self.device = open_session(Path(model_path), device, threads)

@@ -133,6 +133,19 @@ def test_no_default_model_yet_exits_2(monkeypatch, rgb_file):
     assert result.exit_code == 2 and "no default model" in result.output
 
 
+def test_shipped_models_are_usable_by_name_and_a_wrong_name_lists_them(monkeypatch, model_path, rgb_file, tmp_path):
+    shipped = tmp_path / "weights"
+    shipped.mkdir()
+    (shipped / "tiny_x4.onnx").write_bytes(model_path.read_bytes())
+    monkeypatch.setattr("srgan_cli.inference.WEIGHTS_DIRS", (shipped,))
+    result = upscale(rgb_file, "--model", "tiny_x4", "-o", tmp_path / "big.png", "-q")
+    assert result.exit_code == 0, result.output
+    assert Image.open(tmp_path / "big.png").size == (120, 84)
+    result = upscale(rgb_file, "--model", "tiny_x2", "-o", tmp_path / "other.png")
+    assert result.exit_code == 1 and "usable by name: tiny_x4" in one_line_error(result)
+    assert not (tmp_path / "other.png").exists()
+
+
 def test_not_an_onnx_file(tmp_path, rgb_file):
     fake = tmp_path / "fake.onnx"
     fake.write_text("not a model")
