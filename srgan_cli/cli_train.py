@@ -82,6 +82,8 @@ def train(
                                                   "(pins brightness and colour, leaves texture free); 0: off.")] = 0.0,
     pixel_weight: Annotated[float, typer.Option(help="GAN: weight of the --pixel-loss term beside the content loss "
                                                 "(as ESRGAN; pulls toward the photo, against halos and noise); 0: off.")] = 0.0,
+    overshoot_weight: Annotated[float, typer.Option(help="GAN: weight of a loss on output beyond the photo's 5x5 "
+                                                    "local range (halos, ringing); 0: off.")] = 0.0,
     d_warmup: Annotated[int, typer.Option(min=0, help="GAN: train only the discriminator for the first N steps, so "
                                           "the generator's first adversarial gradients come from a trained one.")] = 0,
     vgg_weights: Annotated[Optional[Path], typer.Option(help="VGG19 notop .h5 weights file (else ImageNet download), "
@@ -115,7 +117,8 @@ def train(
         data=str(data or ""), phase=phase.value, steps=steps, batch_size=batch_size, hr_size=hr_size, lr=lr or 1e-4,
         lr_decay_every=lr_decay_every, lr_decay_factor=lr_decay_factor or 0.1, ema=ema or 0.0, blocks=blocks,
         channels=channels, pixel_loss=pixel_loss.value, content_loss=content_loss.value, adv_weight=adv_weight,
-        lattice_weight=lattice_weight, lowfreq_weight=lowfreq_weight, pixel_weight=pixel_weight, d_warmup=d_warmup,
+        lattice_weight=lattice_weight, lowfreq_weight=lowfreq_weight, pixel_weight=pixel_weight,
+        overshoot_weight=overshoot_weight, d_warmup=d_warmup,
         vgg_weights=str(vgg_weights) if vgg_weights else "imagenet", init=str(init or ""), val=str(val or ""),
         val_every=val_every, checkpoint_every=checkpoint_every, sample_every=sample_every, seed=seed,
         strategy=strategy.value, mixed_precision=mixed_precision)

@@ -28,6 +28,7 @@ class TrainConfig:
     lattice_weight: float = 0.0
     lowfreq_weight: float = 0.0
     pixel_weight: float = 0.0
+    overshoot_weight: float = 0.0
     d_warmup: int = 0
     vgg_weights: str = "imagenet"
     init: str = ""

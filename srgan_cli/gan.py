@@ -100,7 +100,7 @@ class Trainer:
 
     def generator_update(self, lr, hr):
         """One generator step on content + adv_weight * adversarial (+ lattice_weight * lattice + lowfreq_weight *
-        lowfreq + pixel_weight * pixel) loss; discriminator and VGG stay frozen.
+        lowfreq + pixel_weight * pixel + overshoot_weight * overshoot) loss; discriminator and VGG stay frozen.
 
         The generator's BatchNorm layers run in inference mode, on the statistics of pre-training: with batch
         statistics the losses would judge a function that `upscale` never computes (a probe fine-tuned that way on
@@ -119,6 +119,8 @@ class Trainer:
                 g_loss += self.config.lowfreq_weight * self._replica_mean(losses.lowfreq_loss(hr, sr))
             if self.config.pixel_weight:
                 g_loss += self.config.pixel_weight * self._replica_mean(self.pixel_loss(hr, sr))
+            if self.config.overshoot_weight:
+                g_loss += self.config.overshoot_weight * self._replica_mean(losses.overshoot_loss(hr, sr))
             scaled = self.g_optimizer.scale_loss(g_loss)
         self._apply(self.g_optimizer, self.generator, tape, scaled)
         return {"g_loss": g_loss, "content_loss": content, "adv_loss": adv}

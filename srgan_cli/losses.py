@@ -125,6 +125,17 @@ def lowfreq_loss(hr, sr, scale=4):
     return ops.mean(ops.square(block_means(sr) - block_means(hr)))
 
 
+def overshoot_loss(hr, sr, window=5):
+    """Mean square of how far SR leaves the photo's own local range (its window x window min and max): halos.
+
+    Texture, edges and blur inside that range cost nothing; a bright or dark line beside an edge (the ringing of
+    over-sharpening, metrics.edge_overshoot) does.
+    """
+    high = ops.max_pool(hr, window, strides=1, padding="same")
+    low = -ops.max_pool(-hr, window, strides=1, padding="same")
+    return ops.mean(ops.square(ops.relu(sr - high) + ops.relu(low - sr)))
+
+
 def _bce_logits(labels_value, logits):
     labels = ops.full_like(logits, labels_value)
     return ops.mean(keras.losses.binary_crossentropy(labels, logits, from_logits=True))

@@ -122,11 +122,22 @@ def test_lowfreq_loss_charges_a_tint_and_not_texture_inside_a_4px_block():
     assert float(losses.lowfreq_loss(hr, hr + tint)) == pytest.approx(0.01 / 3, rel=1e-4)
 
 
+def test_overshoot_loss_charges_a_halo_and_not_a_soft_edge():
+    hr = np.full((1, 16, 16, 3), -0.5, "float32")
+    hr[:, :, 8:] = 0.5
+    soft, halo = hr.copy(), hr.copy()
+    soft[:, :, 7], soft[:, :, 8] = -0.2, 0.2
+    halo[:, :, 9] = 0.9
+    assert float(losses.overshoot_loss(hr, soft)) == 0.0 and float(losses.overshoot_loss(hr, hr)) == 0.0
+    assert float(losses.overshoot_loss(hr, halo)) == pytest.approx(0.16 / 16, rel=1e-4)  # one column of 16 over by 0.4
+
+
 @pytest.mark.parametrize("term, loss", [("lattice", losses.lattice_loss), ("lowfreq", losses.lowfreq_loss),
-                                        ("pixel", losses.pixel_loss("mse"))])
+                                        ("pixel", losses.pixel_loss("mse")), ("overshoot", losses.overshoot_loss)])
 def test_gan_step_adds_the_weighted_extra_loss(term, loss):
     trainer = tiny_trainer("gan", hr_size=32, **{f"{term}_weight": 10.0})
     lr, hr = batch(hr=32)
+    hr = hr * 0.01 - 0.9  # a nearly flat photo, so that even an untrained generator leaves its local range
     sr = trainer.generator(lr, training=False)  # what the step computes before updating (BatchNorm in inference mode)
     expected = 10.0 * float(loss(hr, sr))
     step = trainer.train_step(lr, hr)
