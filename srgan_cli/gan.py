@@ -98,6 +98,13 @@ class Trainer:
         self._apply(self.d_optimizer, d, tape, scaled)
         return d_loss
 
+    def _weighted_terms(self, hr, sr):
+        """The optional generator loss terms, each times its --*-weight (0 leaves a term out)."""
+        c = self.config
+        terms = ((c.lattice_weight, losses.lattice_loss), (c.lowfreq_weight, losses.lowfreq_loss),
+                 (c.pixel_weight, self.pixel_loss), (c.overshoot_weight, losses.overshoot_loss))
+        return sum(weight * self._replica_mean(loss(hr, sr)) for weight, loss in terms if weight)
+
     def generator_update(self, lr, hr):
         """One generator step on content + adv_weight * adversarial (+ lattice_weight * lattice + lowfreq_weight *
         lowfreq + pixel_weight * pixel + overshoot_weight * overshoot) loss; discriminator and VGG stay frozen.
@@ -112,15 +119,7 @@ class Trainer:
             content = self._replica_mean(self.content_loss(hr, sr))
             fake_logits = ops.cast(self.discriminator(sr, training=True), "float32")
             adv = self._replica_mean(losses.adversarial_loss(fake_logits))
-            g_loss = content + self.config.adv_weight * adv
-            if self.config.lattice_weight:
-                g_loss += self.config.lattice_weight * self._replica_mean(losses.lattice_loss(hr, sr))
-            if self.config.lowfreq_weight:
-                g_loss += self.config.lowfreq_weight * self._replica_mean(losses.lowfreq_loss(hr, sr))
-            if self.config.pixel_weight:
-                g_loss += self.config.pixel_weight * self._replica_mean(self.pixel_loss(hr, sr))
-            if self.config.overshoot_weight:
-                g_loss += self.config.overshoot_weight * self._replica_mean(losses.overshoot_loss(hr, sr))
+            g_loss = content + self.config.adv_weight * adv + self._weighted_terms(hr, sr)
             scaled = self.g_optimizer.scale_loss(g_loss)
         self._apply(self.g_optimizer, self.generator, tape, scaled)
         return {"g_loss": g_loss, "content_loss": content, "adv_loss": adv}
