@@ -236,18 +236,25 @@ def published(trainer):
 
 def _periodic(config, run, trainer, val_pairs, state, row, sample):
     step = state["step"]
-    with published(trainer) as generator:
-        if val_pairs and step % config.val_every == 0:
-            row["val_psnr"], row["val_ssim"] = validate(generator, val_pairs)
-            state["last_psnr"] = row["val_psnr"]
-            if state["best_psnr"] is None or row["val_psnr"] > state["best_psnr"]:
-                state["best_psnr"] = row["val_psnr"]
-                state["best_step"] = step
-                run.save_generator(generator, "best_generator")
-        if config.sample_every and step % config.sample_every == 0:
-            save_sample(generator, *sample, run.samples / f"step_{step:07d}.png")
+    validate_now = val_pairs and step % config.val_every == 0
+    sample_now = config.sample_every and step % config.sample_every == 0
+    if validate_now or sample_now:  # swapping the average in and out costs two weight copies: only when used
+        with published(trainer) as generator:
+            if validate_now:
+                _validate_and_keep_best(run, generator, val_pairs, state, row)
+            if sample_now:
+                save_sample(generator, *sample, run.samples / f"step_{step:07d}.png")
     if step % config.checkpoint_every == 0:
         _finish(run, trainer, state)
+
+
+def _validate_and_keep_best(run, generator, val_pairs, state, row):
+    row["val_psnr"], row["val_ssim"] = validate(generator, val_pairs)
+    state["last_psnr"] = row["val_psnr"]
+    if state["best_psnr"] is None or row["val_psnr"] > state["best_psnr"]:
+        state["best_psnr"] = row["val_psnr"]
+        state["best_step"] = state["step"]
+        run.save_generator(generator, "best_generator")
 
 
 def _finish(run, trainer, state):
