@@ -23,7 +23,7 @@ def parser(description):
 
 
 def model_path(args):
-    from srgan_cli.inference import default_model_path
+    from srgan_cli.upscale.inference import default_model_path
     path = args.model or default_model_path()
     if path is None:
         sys.exit("no model: pass --model")

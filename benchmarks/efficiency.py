@@ -8,7 +8,7 @@ import onnx
 from _common import best_time, model_path, parser, report, test_image
 from onnx import TensorProto, helper, shape_inference
 
-from srgan_cli.inference import Upscaler, open_session
+from srgan_cli.upscale.inference import Upscaler, open_session
 
 
 def conv_flops(model_file, height, width):

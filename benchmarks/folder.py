@@ -9,8 +9,8 @@ import numpy as np
 from _common import ROOT, best_time, model_path, parser, report
 from PIL import Image
 
-from srgan_cli import batch, imaging
-from srgan_cli.inference import Upscaler
+from srgan_cli.upscale import batch, imaging
+from srgan_cli.upscale.inference import Upscaler
 
 
 def make_photos(folder, count, seed=0):

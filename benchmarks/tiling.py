@@ -7,7 +7,7 @@ import numpy as np
 from _common import ROOT, best_time, model_path, parser, report
 from PIL import Image
 
-from srgan_cli.inference import DEFAULT_PAD, DEFAULT_TILE, Upscaler
+from srgan_cli.upscale.inference import DEFAULT_PAD, DEFAULT_TILE, Upscaler
 
 
 def main():

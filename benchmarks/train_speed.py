@@ -29,9 +29,9 @@ def main():
 
     import tensorflow as tf
 
-    from srgan_cli import data, patches
-    from srgan_cli.config import TrainConfig
-    from srgan_cli.gan import Trainer
+    from srgan_cli.training import data, patches
+    from srgan_cli.training.config import TrainConfig
+    from srgan_cli.training.trainer import Trainer
 
     images = patches.load_photos(args.data, 96).images
     batches = iter(data.make_dataset(images, 96, args.batch_size, seed=0))

@@ -21,8 +21,8 @@ def main():
 
     import tensorflow as tf
 
-    from srgan_cli.export import fast_variant, load_generator, to_onnx, with_unit_range
-    from srgan_cli.inference import Upscaler
+    from srgan_cli.training.export import fast_variant, load_generator, to_onnx, with_unit_range
+    from srgan_cli.upscale.inference import Upscaler
 
     generator, _, _ = load_generator(args.weights)
     model = with_unit_range(generator)

@@ -7,9 +7,9 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from srgan_cli.evaluate import bicubic_upscale, degrade
-from srgan_cli.imaging import Photo, encode_photo, write_atomic
-from srgan_cli.inference import Upscaler
+from srgan_cli.evaluation.evaluate import bicubic_upscale, degrade
+from srgan_cli.upscale.imaging import Photo, encode_photo, write_atomic
+from srgan_cli.upscale.inference import Upscaler
 
 HERE = Path(__file__).parent
 WEIGHTS = HERE.parent / "weights"

@@ -19,8 +19,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import numpy as np  # noqa: E402
 
-from srgan_cli.config import TrainConfig  # noqa: E402
-from srgan_cli.networks import build_generator  # noqa: E402
+from srgan_cli.training.config import TrainConfig  # noqa: E402
+from srgan_cli.training.networks import build_generator  # noqa: E402
 
 
 def average_weights(paths, generator, mix=None):

@@ -21,8 +21,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
-from srgan_cli.networks import build_generator  # noqa: E402
-from srgan_cli.patches import load_photos, patch_pairs  # noqa: E402
+from srgan_cli.training.networks import build_generator  # noqa: E402
+from srgan_cli.training.patches import load_photos, patch_pairs  # noqa: E402
 
 
 def parse_args(argv=None):

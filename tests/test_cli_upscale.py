@@ -128,7 +128,7 @@ def test_cuda_request_without_cuda_fails_clearly(model_path, rgb_file):
 
 
 def test_no_default_model_yet_exits_2(monkeypatch, rgb_file):
-    monkeypatch.setattr("srgan_cli.inference.default_model_path", lambda: None)
+    monkeypatch.setattr("srgan_cli.upscale.inference.default_model_path", lambda: None)
     result = upscale(rgb_file)
     assert result.exit_code == 2 and "no default model" in result.output
 
@@ -137,7 +137,7 @@ def test_shipped_models_are_usable_by_name_and_a_wrong_name_lists_them(monkeypat
     shipped = tmp_path / "weights"
     shipped.mkdir()
     (shipped / "tiny_x4.onnx").write_bytes(model_path.read_bytes())
-    monkeypatch.setattr("srgan_cli.inference.WEIGHTS_DIRS", (shipped,))
+    monkeypatch.setattr("srgan_cli.upscale.inference.WEIGHTS_DIRS", (shipped,))
     result = upscale(rgb_file, "--model", "tiny_x4", "-o", tmp_path / "big.png", "-q")
     assert result.exit_code == 0, result.output
     assert Image.open(tmp_path / "big.png").size == (120, 84)
@@ -185,7 +185,7 @@ def test_help_answers(tmp_path):
 
 
 def test_interrupted_write_leaves_no_partial_file(tmp_path, monkeypatch):
-    from srgan_cli import imaging
+    from srgan_cli.upscale import imaging
 
     def interrupted(*_):
         raise KeyboardInterrupt

@@ -10,7 +10,7 @@ from PIL import Image
 from typer.testing import CliRunner
 
 from srgan_cli.cli import app
-from srgan_cli.metrics import colour_shift, edge_overshoot, grid_db, mod_crop, psnr_y, rgb_to_y, ssim_y
+from srgan_cli.evaluation.metrics import colour_shift, edge_overshoot, grid_db, mod_crop, psnr_y, rgb_to_y, ssim_y
 
 
 def test_bt601_luma_of_black_and_white():

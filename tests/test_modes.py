@@ -9,8 +9,8 @@ import tifffile
 from conftest import photo_array
 from PIL import Image, ImageCms
 
-from srgan_cli import imaging
-from srgan_cli.inference import Upscaler
+from srgan_cli.upscale import imaging
+from srgan_cli.upscale.inference import Upscaler
 
 
 @pytest.fixture(scope="module")

@@ -6,11 +6,11 @@ import pytest
 keras = pytest.importorskip("keras")
 tf = pytest.importorskip("tensorflow")
 
-from srgan_cli import losses  # noqa: E402
-from srgan_cli.config import TrainConfig  # noqa: E402
-from srgan_cli.gan import Trainer  # noqa: E402
-from srgan_cli.layers import PixelShuffle, Rescale  # noqa: E402
-from srgan_cli.networks import build_discriminator, build_generator  # noqa: E402
+from srgan_cli.training import losses  # noqa: E402
+from srgan_cli.training.config import TrainConfig  # noqa: E402
+from srgan_cli.training.layers import PixelShuffle, Rescale  # noqa: E402
+from srgan_cli.training.networks import build_discriminator, build_generator  # noqa: E402
+from srgan_cli.training.trainer import Trainer  # noqa: E402
 
 pytestmark = pytest.mark.tf
 
@@ -198,7 +198,7 @@ def test_missing_vgg_weights_name_both_remedies(tmp_path):
 
 
 def test_phase_tail_variant_computes_the_same_function():
-    from srgan_cli.networks import phase_tail_weights
+    from srgan_cli.training.networks import phase_tail_weights
 
     g = build_generator(blocks=2, channels=8)
     rng = np.random.default_rng(0)

@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 from tiny_models import make_sr_model
 
-from srgan_cli.inference import DEFAULT_PAD, Upscaler
-from srgan_cli.tiling import plan_axis, plan_windows, upscale_tiled
+from srgan_cli.upscale.inference import DEFAULT_PAD, Upscaler
+from srgan_cli.upscale.tiling import plan_axis, plan_windows, upscale_tiled
 
 SIZES = [(1, 1), (5, 3), (40, 40), (47, 61), (64, 128), (129, 97), (150, 170)]
 

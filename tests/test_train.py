@@ -18,9 +18,9 @@ keras = pytest.importorskip("keras")
 
 from conftest import photo_array  # noqa: E402
 
-from srgan_cli import data, patches  # noqa: E402
 from srgan_cli.cli import app  # noqa: E402
 from srgan_cli.errors import SrganError  # noqa: E402
+from srgan_cli.training import data, patches  # noqa: E402
 
 pytestmark = pytest.mark.tf
 runner = CliRunner()
@@ -123,7 +123,7 @@ def test_sigterm_checkpoints_and_resume_continues(photos, tmp_path):
 
 
 def test_nan_loss_stops_with_a_clear_message(photos, tmp_path, monkeypatch):
-    from srgan_cli.gan import Trainer
+    from srgan_cli.training.trainer import Trainer
 
     real_step = Trainer.train_step
     calls = {"n": 0}
@@ -204,10 +204,10 @@ MIRRORED = """
 import sys, numpy as np, tensorflow as tf
 cpu = tf.config.list_physical_devices("CPU")[0]
 tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
-from srgan_cli.config import TrainConfig
-from srgan_cli.gan import Trainer
-from srgan_cli.train import make_strategy
-from srgan_cli import data, patches
+from srgan_cli.training.config import TrainConfig
+from srgan_cli.training.trainer import Trainer
+from srgan_cli.training.loop import make_strategy
+from srgan_cli.training import data, patches
 strategy = make_strategy("mirrored")
 assert strategy.num_replicas_in_sync == 2, strategy.num_replicas_in_sync
 trainer = Trainer(TrainConfig(blocks=1, channels=8, hr_size=24, lr=1e-3), strategy)
@@ -228,7 +228,7 @@ def test_mirrored_strategy_trains_on_two_logical_cpus(photos):
 
 
 def test_export_refuses_when_onnx_disagrees_with_keras(photos, tmp_path, monkeypatch):
-    from srgan_cli import export
+    from srgan_cli.training import export
 
     assert train("--data", photos, "--runs", tmp_path, "--name", "d", *TINY, "--steps", "1", "-q").exit_code == 0
     real_to_onnx = export.to_onnx
@@ -258,7 +258,7 @@ def test_mixed_precision_trains_and_exports_float32(photos, tmp_path):
 
 
 def test_accelerator_pretrain_script_writes_weights_the_trainer_loads(photos, tmp_path):
-    from srgan_cli.networks import build_generator
+    from srgan_cli.training.networks import build_generator
 
     init = build_generator(1, 8)
     init.save_weights(tmp_path / "init.weights.h5")
@@ -277,8 +277,8 @@ def test_accelerator_pretrain_script_writes_weights_the_trainer_loads(photos, tm
 
 
 def test_weight_average_moves_toward_the_weights_and_lends_them_only_inside_the_block():
-    from srgan_cli.averaging import WeightAverage
-    from srgan_cli.networks import build_generator
+    from srgan_cli.training.averaging import WeightAverage
+    from srgan_cli.training.networks import build_generator
 
     generator = build_generator(1, 8)
     start = generator.get_weights()
@@ -306,8 +306,8 @@ def test_ema_run_saves_the_average_and_resumes_it(photos, tmp_path):
 
 
 def test_average_weights_script_writes_the_mean_generator_and_its_config(tmp_path):
-    from srgan_cli.config import TrainConfig
-    from srgan_cli.networks import build_generator
+    from srgan_cli.training.config import TrainConfig
+    from srgan_cli.training.networks import build_generator
 
     TrainConfig(blocks=1, channels=8).save(tmp_path / "config.json")
     first = build_generator(1, 8)

@@ -6,10 +6,10 @@ from pathlib import Path
 
 import numpy as np
 
-from srgan_cli import imaging
 from srgan_cli.errors import SrganError
-from srgan_cli.evaluate import degrade
-from srgan_cli.imaging import find_images
+from srgan_cli.evaluation.evaluate import degrade
+from srgan_cli.upscale import imaging
+from srgan_cli.upscale.imaging import find_images
 
 log = logging.getLogger("srgan")
 PHOTO_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff"}

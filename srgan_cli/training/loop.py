@@ -16,13 +16,13 @@ import numpy as np
 import tensorflow as tf
 from PIL import Image
 
-from srgan_cli import data, patches
-from srgan_cli.averaging import WeightAverage
-from srgan_cli.checkpoint import has_checkpoint, load_average, load_checkpoint, save_checkpoint
 from srgan_cli.errors import SrganError
-from srgan_cli.evaluate import degrade, load_hr
-from srgan_cli.gan import Trainer
-from srgan_cli.metrics import psnr_y, ssim_y
+from srgan_cli.evaluation.evaluate import degrade, load_hr
+from srgan_cli.evaluation.metrics import psnr_y, ssim_y
+from srgan_cli.training import data, patches
+from srgan_cli.training.averaging import WeightAverage
+from srgan_cli.training.checkpoint import has_checkpoint, load_average, load_checkpoint, save_checkpoint
+from srgan_cli.training.trainer import Trainer
 
 log = logging.getLogger("srgan")
 LOG_FIELDS = ["step", "lr", "g_loss", "content_loss", "adv_loss", "d_loss", "val_psnr", "val_ssim", "seconds"]

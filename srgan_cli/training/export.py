@@ -8,11 +8,11 @@ import numpy as np
 import tensorflow as tf
 from onnx import helper, numpy_helper
 
-from srgan_cli.config import TrainConfig
 from srgan_cli.errors import SrganError
-from srgan_cli.imaging import write_atomic
-from srgan_cli.layers import Rescale
-from srgan_cli.networks import SCALE, build_generator, phase_tail_weights
+from srgan_cli.training.config import TrainConfig
+from srgan_cli.training.layers import Rescale
+from srgan_cli.training.networks import SCALE, build_generator, phase_tail_weights
+from srgan_cli.upscale.imaging import write_atomic
 
 OPSET = 17
 TOLERANCE = {False: 1e-4, True: 2e-2}  # fp32, fp16 weights

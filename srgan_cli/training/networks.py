@@ -6,7 +6,7 @@ import keras
 import numpy as np
 from keras import layers
 
-from srgan_cli.layers import PixelShuffle
+from srgan_cli.training.layers import PixelShuffle
 
 SCALE = 4
 

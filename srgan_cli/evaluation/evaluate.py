@@ -6,9 +6,9 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from srgan_cli import imaging
 from srgan_cli.errors import SrganError
-from srgan_cli.metrics import SSIM_WINDOW, colour_shift, edge_overshoot, grid_db, mod_crop, psnr_y, ssim_y
+from srgan_cli.evaluation.metrics import SSIM_WINDOW, colour_shift, edge_overshoot, grid_db, mod_crop, psnr_y, ssim_y
+from srgan_cli.upscale import imaging
 
 BICUBIC = "bicubic"
 

@@ -1,4 +1,4 @@
-"""`srgan upscale` and `srgan evaluate`: option parsing and reporting only (never imports TensorFlow)."""
+"""`srgan upscale`: option parsing and progress reporting only (never imports TensorFlow)."""
 
 import json
 import logging
@@ -8,10 +8,10 @@ from typing import Annotated, Optional
 
 import typer
 
-from srgan_cli.cli import app, run_or_exit
+from srgan_cli.cli.app import app, run_or_exit
 from srgan_cli.console import RateColumn, error_line, info_line, make_progress
 from srgan_cli.errors import UsageError
-from srgan_cli.tiling import DEFAULT_PAD, DEFAULT_TILE
+from srgan_cli.upscale.tiling import DEFAULT_PAD, DEFAULT_TILE
 
 log = logging.getLogger("srgan")
 
@@ -70,7 +70,7 @@ class Reporter:
 
 
 def _upscaler(model, device, tile, tile_pad, tta, alpha, threads, scale, layout, value_range, quiet):
-    from srgan_cli.inference import Upscaler
+    from srgan_cli.upscale.inference import Upscaler
     upscaler = Upscaler(model, device=device, tile=parse_tile(tile), tile_pad=tile_pad, tta=tta, alpha=alpha,
                         threads=threads, scale=scale, layout=layout, value_range=value_range)
     if device == "auto":
@@ -106,7 +106,7 @@ def upscale(
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Only errors.")] = False,
 ):
     """Upscale photos 4x: files, folders (tree mirrored under -o), any mode, seamless tiles."""
-    from srgan_cli import batch
+    from srgan_cli.upscale import batch
 
     if overwrite and skip_existing:
         raise typer.BadParameter("choose one of --overwrite and --skip-existing", param_hint="--overwrite")
@@ -132,57 +132,3 @@ def upscale(
     info_line(summary + (f" ({ignored} other files in folders ignored)" if ignored else ""), quiet or as_json)
     if counts["failed"]:
         raise typer.Exit(1)
-
-
-def _score_table(title, rows, methods):
-    from rich.table import Table
-
-    table = Table(title=title, title_justify="left")
-    table.add_column("image", min_width=6)
-    for method in methods:
-        table.add_column(f"{method}\nPSNR  SSIM  grid  tint  halo", justify="right")
-    for name, scores in rows:
-        table.add_row(name, *(f"{s.psnr:.2f}  {s.ssim:.4f}  {s.grid:4.1f}  {s.tint:4.2f}  {s.halo:4.2f}"
-                              for s in (scores[m] for m in methods)))
-    return table
-
-
-@app.command()
-def evaluate(
-    folders: Annotated[list[Path], typer.Argument(help="Folders of HR images (e.g. Set5 Set14 BSD100).")],
-    model: Annotated[Optional[list[Path]], typer.Option(help="ONNX model(s) to score (default: the shipped one); "
-                                                       "repeat to compare.")] = None,
-    device: Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N.")] = "auto",
-    tile: Annotated[str, typer.Option(help="Tile side in LR pixels, 0 or auto.")] = str(DEFAULT_TILE),
-    tile_pad: Annotated[int, typer.Option(min=0)] = DEFAULT_PAD,
-    save: Annotated[Optional[Path], typer.Option(help="Write bicubic | model | original crops here.")] = None,
-    json_file: Annotated[Optional[Path], typer.Option("--json", help="Write all scores as JSON.")] = None,
-    per_image: Annotated[bool, typer.Option(help="Show a row per image, not only folder means.")] = True,
-    tta: Annotated[bool, typer.Option(help="Also score each model with the 8-way self-ensemble (NAME+tta).")] = False,
-    quiet: Annotated[bool, typer.Option("--quiet", "-q")] = False,
-):
-    """Score models against bicubic: x4 bicubic LR, Y-channel PSNR/SSIM with a 4 px border (standard protocol)."""
-    from rich.console import Console
-
-    from srgan_cli.evaluate import evaluate_folder, mean_scores
-    from srgan_cli.inference import Upscaler
-
-    models = model or [None]
-    names = [m.stem if m else "default" for m in models]
-    modes = (False, True) if tta else (False,)
-    upscalers = {name + ("+tta" if t else ""): run_or_exit(Upscaler, m, device=device, tile=parse_tile(tile),
-                                                           tile_pad=tile_pad, tta=t)
-                 for name, m in zip(names, models) for t in modes}
-    console, report = Console(), {}
-    for folder in folders:
-        results = run_or_exit(evaluate_folder, folder, upscalers, save)
-        means = mean_scores(results)
-        methods = list(means)
-        rows = [(r.name, r.scores) for r in results] if per_image else []
-        if not quiet:
-            console.print(_score_table(f"{folder.name} ({len(results)} images)", [*rows, ("mean", means)], methods))
-        report[folder.name] = {"images": {r.name: {m: vars(s) for m, s in r.scores.items()} for r in results},
-                               "mean": {m: vars(s) for m, s in means.items()}}
-    if json_file:
-        from srgan_cli.imaging import write_atomic
-        write_atomic((json.dumps(report, indent=2) + "\n").encode(), json_file)

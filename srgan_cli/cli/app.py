@@ -1,4 +1,4 @@
-"""The `srgan` command line: thin Typer commands that validate options and call the library."""
+"""The Typer `app` every command module registers on, the error boundary and `main` (imports nothing heavy)."""
 
 import logging
 from typing import Annotated
@@ -33,9 +33,6 @@ def run_or_exit(fn, *args, **kwargs):
         error_line(str(err))
         raise typer.Exit(err.exit_code) from None
 
-
-from srgan_cli import cli_train as _cli_train  # noqa: E402,F401  (registers train/export)
-from srgan_cli import cli_upscale as _cli_upscale  # noqa: E402,F401  (registers upscale/evaluate)
 
 
 def main():

@@ -2,7 +2,7 @@
 
 import tensorflow as tf
 
-from srgan_cli.patches import random_crop
+from srgan_cli.training.patches import random_crop
 
 
 def bicubic_downscale(hr, scale=4):

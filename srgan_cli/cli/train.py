@@ -1,4 +1,4 @@
-"""`srgan train` and `srgan export`: option parsing only; TensorFlow is imported inside the commands."""
+"""`srgan train`: option parsing only; TensorFlow is imported inside the command."""
 
 import os
 from enum import Enum
@@ -8,9 +8,9 @@ from typing import Annotated, Optional
 import typer
 from rich.progress import TextColumn
 
-from srgan_cli.cli import app, run_or_exit
-from srgan_cli.config import TrainConfig
+from srgan_cli.cli.app import app, run_or_exit
 from srgan_cli.console import RateColumn, info_line, make_progress
+from srgan_cli.training.config import TrainConfig
 
 
 class Phase(str, Enum):
@@ -123,31 +123,9 @@ def train(
         val_every=val_every, checkpoint_every=checkpoint_every, sample_every=sample_every, seed=seed,
         strategy=strategy.value, mixed_precision=mixed_precision)
     quiet_tensorflow()
-    from srgan_cli.train import train as run_training
+    from srgan_cli.training.loop import train as run_training
 
     progress, update = _train_progress(quiet, steps)
     with progress:
         step = run_or_exit(run_training, config, runs / name, resume=resume, progress=update, overrides=schedule)
     info_line(f"stopped at step {step}; run folder {runs / name}", quiet)
-
-
-class Which(str, Enum):
-    best = "best"
-    latest = "latest"
-
-
-@app.command()
-def export(
-    source: Annotated[Path, typer.Argument(help="Run folder, .keras file, or .weights.h5 with its config.json.")],
-    output: Annotated[Path, typer.Option("--output", "-o", help="ONNX file to write.")] = Path("model.onnx"),
-    which: Annotated[Which, typer.Option(help="In a run folder: the best (validation PSNR) or latest generator.")] = Which.best,
-    fp16: Annotated[bool, typer.Option(help="Store float16 weights (for GPUs); I/O stays float32.")] = False,
-    quiet: Annotated[bool, typer.Option("--quiet", "-q")] = False,
-):
-    """Convert a trained generator to ONNX, verified against Keras before it is written."""
-    quiet_tensorflow()
-    from srgan_cli.export import export as export_model
-
-    result = run_or_exit(export_model, source, output, which.value, fp16)
-    info_line(f"wrote {output}: max |onnx - keras| = {result['max_abs_diff']:.2e} "
-              f"(tolerance {result['tolerance']:g}), {result['nodes']} nodes", quiet)

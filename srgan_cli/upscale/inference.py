@@ -11,9 +11,9 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from srgan_cli import imaging
 from srgan_cli.errors import SrganError, UsageError
-from srgan_cli.tiling import DEFAULT_PAD, DEFAULT_TILE, self_ensemble, upscale_tiled
+from srgan_cli.upscale import imaging
+from srgan_cli.upscale.tiling import DEFAULT_PAD, DEFAULT_TILE, self_ensemble, upscale_tiled
 
 log = logging.getLogger("srgan")
 BYTES_PER_LR_PIXEL = 17_000  # peak ONNX Runtime memory of the 16x64 x4 generator per window LR pixel (measured 16.9 kB)

@@ -4,8 +4,8 @@ import keras
 import tensorflow as tf
 from keras import ops
 
-from srgan_cli import losses
-from srgan_cli.networks import build_discriminator, build_generator
+from srgan_cli.training import losses
+from srgan_cli.training.networks import build_discriminator, build_generator
 
 
 def _adam(lr, mixed_precision=False):
