@@ -23,7 +23,7 @@ def parser(description):
 
 
 def model_path(args):
-    from srgan_cli.upscale.inference import default_model_path
+    from srgan_cli.upscale.models import default_model_path
     path = args.model or default_model_path()
     if path is None:
         sys.exit("no model: pass --model")
@@ -62,9 +62,9 @@ def report(title, rows, args, extra=None):
     print(f"# {title}  ({machine()})")
     keys = list(rows[0])
     widths = [max(len(k), *(len(_fmt(r[k])) for r in rows)) for k in keys]
-    print("  ".join(k.ljust(w) for k, w in zip(keys, widths)))
+    print("  ".join(k.ljust(w) for k, w in zip(keys, widths, strict=False)))
     for r in rows:
-        print("  ".join(_fmt(r[k]).ljust(w) for k, w in zip(keys, widths)))
+        print("  ".join(_fmt(r[k]).ljust(w) for k, w in zip(keys, widths, strict=False)))
     for key, value in (extra or {}).items():
         print(f"{key}: {_fmt(value)}")
 

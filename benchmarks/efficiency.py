@@ -8,13 +8,14 @@ import onnx
 from _common import best_time, model_path, parser, report, test_image
 from onnx import TensorProto, helper, shape_inference
 
-from srgan_cli.upscale.inference import Upscaler, open_session
+from srgan_cli.upscale.inference import Upscaler
+from srgan_cli.upscale.session import open_session
 
 
 def conv_flops(model_file, height, width):
     """FLOPs (2 per multiply-add) of all Conv/ConvTranspose/MatMul nodes for one (1, height, width, 3) input."""
     model = onnx.load(str(model_file))
-    for dim, value in zip(model.graph.input[0].type.tensor_type.shape.dim, (1, height, width, 3)):
+    for dim, value in zip(model.graph.input[0].type.tensor_type.shape.dim, (1, height, width, 3), strict=False):
         dim.ClearField("dim_param")
         dim.dim_value = value
     model = shape_inference.infer_shapes(model)

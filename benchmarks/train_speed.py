@@ -41,7 +41,7 @@ def main():
                              vgg_weights=args.vgg_weights or "imagenet")
         trainer = Trainer(config, tf.distribute.get_strategy())
         rows.append({"what": f"{phase} step (batch {args.batch_size})",
-                     "per_s": rate(lambda: trainer.train_step(*next(batches)), args.steps)})
+                     "per_s": rate(lambda: trainer.train_step(*next(batches)), args.steps)})  # noqa: B023
     for row in rows:
         row["seconds_each"] = 1 / row["per_s"]
     pipeline, pretrain = rows[0]["per_s"], rows[1]["per_s"]

@@ -19,8 +19,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import numpy as np  # noqa: E402
 
+from srgan_cli.training import archs  # noqa: E402
 from srgan_cli.training.config import TrainConfig  # noqa: E402
-from srgan_cli.training.networks import build_generator  # noqa: E402
 
 
 def average_weights(paths, generator, mix=None):
@@ -32,10 +32,10 @@ def average_weights(paths, generator, mix=None):
     mix = np.asarray(mix if mix is not None else [1.0] * len(paths), dtype=np.float64)
     mix = mix / mix.sum()
     total = None
-    for path, share in zip(paths, mix):
+    for path, share in zip(paths, mix, strict=False):
         generator.load_weights(path)
         weights = [share * w for w in generator.get_weights()]
-        total = weights if total is None else [t + w for t, w in zip(total, weights)]
+        total = weights if total is None else [t + w for t, w in zip(total, weights, strict=False)]
     return [t.astype(np.float32) for t in total]
 
 
@@ -49,7 +49,7 @@ def main(argv=None):
     if args.mix is not None and (len(args.mix) != len(args.weights) or min(args.mix) < 0 or sum(args.mix) <= 0):
         parser.error("--mix needs one non-negative weight per file, not all zero")
     config = TrainConfig.load(args.config)
-    generator = build_generator(config.blocks, config.channels)
+    generator = archs.build_generator(config.arch, config.arch_params)
     generator.set_weights(average_weights(args.weights, generator, args.mix))
     partial = args.output.with_name(args.output.name.removesuffix(".weights.h5") + ".partial.weights.h5")
     generator.save_weights(partial)

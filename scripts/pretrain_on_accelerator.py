@@ -21,7 +21,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
-from srgan_cli.training.networks import build_generator  # noqa: E402
+from srgan_cli.evaluation.degradations import load_params  # noqa: E402
+from srgan_cli.training import archs  # noqa: E402
 from srgan_cli.training.patches import load_photos, patch_pairs  # noqa: E402
 
 
@@ -36,8 +37,10 @@ def parse_args(argv=None):
     parser.add_argument("--hr-size", type=int, default=96)
     parser.add_argument("--lr", type=float, default=1e-4, help="start of the cosine decay to --lr * 0.01")
     parser.add_argument("--patches", type=int, default=50_000, help="patch pairs cut up front (recycled)")
+    parser.add_argument("--arch", default="srresnet", help="registered generator architecture")
     parser.add_argument("--blocks", type=int, default=16)
     parser.add_argument("--channels", type=int, default=64)
+    parser.add_argument("--degradation-config", help="realistic LR (a degradation JSON, or 'default'); else bicubic")
     parser.add_argument("--save-every", type=int, default=5_000)
     parser.add_argument("--seed", type=int, default=1)
     return parser.parse_args(argv)
@@ -82,10 +85,13 @@ def main(argv=None):
     args = parse_args(argv)
     started = time.monotonic()
     images = load_photos(args.photos, args.hr_size).images
-    lr_patches, hr_patches = patch_pairs(images, args.patches, args.hr_size, args.seed)
+    degradation = None
+    if args.degradation_config:
+        degradation = load_params(None if args.degradation_config == "default" else args.degradation_config)
+    lr_patches, hr_patches = patch_pairs(images, args.patches, args.hr_size, args.seed, degradation=degradation)
     print(f"{len(images)} photos, {len(lr_patches)} patch pairs in {time.monotonic() - started:.0f} s "
           f"(backend {keras.backend.backend()})", flush=True)
-    generator = build_generator(args.blocks, args.channels)
+    generator = archs.build_generator(args.arch, {"blocks": args.blocks, "channels": args.channels})
     if args.init:
         generator.load_weights(args.init)
     schedule = keras.optimizers.schedules.CosineDecay(args.lr, args.steps, alpha=0.01)

@@ -7,9 +7,10 @@ keras = pytest.importorskip("keras")
 tf = pytest.importorskip("tensorflow")
 
 from srgan_cli.training import losses  # noqa: E402
+from srgan_cli.training.archs.srresnet import build_generator  # noqa: E402
 from srgan_cli.training.config import TrainConfig  # noqa: E402
+from srgan_cli.training.discriminator import build_discriminator  # noqa: E402
 from srgan_cli.training.layers import PixelShuffle, Rescale  # noqa: E402
-from srgan_cli.training.networks import build_discriminator, build_generator  # noqa: E402
 from srgan_cli.training.trainer import Trainer  # noqa: E402
 
 pytestmark = pytest.mark.tf
@@ -33,7 +34,7 @@ def test_generator_follows_the_paper():
 def test_generator_is_x4_on_any_size_with_tanh_range():
     g = build_generator(blocks=2, channels=8)
     sr = np.asarray(g(np.random.rand(2, 7, 5, 3).astype("float32")))
-    assert sr.shape == (2, 28, 20, 3) and -1 <= sr.min() and sr.max() <= 1
+    assert sr.shape == (2, 28, 20, 3) and sr.min() >= -1 and sr.max() <= 1
 
 
 def test_discriminator_follows_the_paper():
@@ -64,8 +65,8 @@ def test_saved_models_load_in_safe_mode(tmp_path):
 
 
 def tiny_trainer(phase, content_loss="mse", vgg_weights=None, hr_size=24, **weights):
-    config = TrainConfig(phase=phase, blocks=1, channels=8, hr_size=hr_size, content_loss=content_loss,
-                         vgg_weights=vgg_weights, lr=1e-3, **weights)
+    config = TrainConfig(phase=phase, arch_params={"blocks": 1, "channels": 8}, hr_size=hr_size,
+                         content_loss=content_loss, vgg_weights=vgg_weights, lr=1e-3, **weights)
     return Trainer(config, tf.distribute.get_strategy())
 
 
@@ -80,7 +81,7 @@ def snapshot(model, trainable_only=False):
 
 
 def changed(before, model, trainable_only=False):
-    return [not np.array_equal(a, b) for a, b in zip(before, snapshot(model, trainable_only))]
+    return [not np.array_equal(a, b) for a, b in zip(before, snapshot(model, trainable_only), strict=False)]
 
 
 def test_pretrain_step_changes_every_generator_weight():
@@ -98,7 +99,7 @@ def test_gan_step_updates_both_networks_but_not_the_generators_batchnorm_statist
     assert set(losses_) == {"g_loss", "content_loss", "adv_loss", "d_loss"}
     assert all(changed(g_before, trainer.generator, True)) and all(changed(d_before, trainer.discriminator, True))
     assert statistics and all(np.array_equal(a, np.asarray(b))
-                              for a, b in zip(statistics, trainer.generator.non_trainable_weights))
+                              for a, b in zip(statistics, trainer.generator.non_trainable_weights, strict=False))
 
 
 def test_lattice_loss_charges_a_4px_grid_far_more_than_noise_of_the_same_power():
@@ -198,13 +199,13 @@ def test_missing_vgg_weights_name_both_remedies(tmp_path):
 
 
 def test_phase_tail_variant_computes_the_same_function():
-    from srgan_cli.training.networks import phase_tail_weights
+    from srgan_cli.training.archs.srresnet import phase_tail_weights
 
     g = build_generator(blocks=2, channels=8)
     rng = np.random.default_rng(0)
     g.set_weights([np.abs(w) + 0.5 if "variance" in v.path else w + rng.normal(0, 0.05, w.shape).astype("float32")
-                   for v, w in zip(g.weights, g.get_weights())])
-    fast = build_generator(blocks=2, channels=8, phase_tail=True)
+                   for v, w in zip(g.weights, g.get_weights(), strict=False)])
+    fast = build_generator(blocks=2, channels=8, fast=True)
     fast.set_weights(phase_tail_weights(g.get_weights()))
     lr = rng.random((2, 13, 17, 3), dtype=np.float32)
     expected = np.asarray(g(lr))

@@ -1,65 +1,95 @@
-"""`srgan evaluate`: option parsing and the score tables; the protocol lives in `srgan_cli.evaluation`."""
+"""`srgan evaluate`: option parsing and the score tables; the protocol lives in `srgan_cli.evaluation.evaluate`."""
 
-import json
+from __future__ import annotations
+
+from dataclasses import replace
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from srgan_cli.cli.app import app, run_or_exit
-from srgan_cli.cli.upscale import parse_tile
+from srgan_cli.cli.upscale import DeviceOption, TileOption, TilePadOption, make_settings, open_upscaler
+from srgan_cli.evaluation.degradations import SPEC_HELP
 from srgan_cli.upscale.tiling import DEFAULT_PAD, DEFAULT_TILE
 
-
-def _score_table(title, rows, methods):
+if TYPE_CHECKING:
     from rich.table import Table
+
+    from srgan_cli.evaluation.evaluate import ImageResult, Score
+
+
+def _number(value: float | None, spec: str) -> str:
+    return "n/a" if value is None or value != value else format(value, spec)  # value != value: nan
+
+
+def _cell(score: Score, niqe: bool) -> str:
+    cell = f"{score.psnr:.2f}  {score.ssim:.4f}  {score.grid:4.1f}  {score.tint:4.2f}  {score.halo:4.2f}"
+    return f"{cell}  {_number(score.niqe, '5.2f')}" if niqe else cell
+
+
+def _score_table(title: str, rows: list[ImageResult], methods: list[str], niqe: bool) -> Table:
+    from rich.table import Table
+
+    from srgan_cli.evaluation.evaluate import ORIGINAL
 
     table = Table(title=title, title_justify="left")
     table.add_column("image", min_width=6)
     for method in methods:
-        table.add_column(f"{method}\nPSNR  SSIM  grid  tint  halo", justify="right")
-    for name, scores in rows:
-        table.add_row(name, *(f"{s.psnr:.2f}  {s.ssim:.4f}  {s.grid:4.1f}  {s.tint:4.2f}  {s.halo:4.2f}"
-                              for s in (scores[m] for m in methods)))
+        table.add_column(f"{method}\nPSNR  SSIM  grid  tint  halo" + ("  NIQE" if niqe else ""), justify="right")
+    if niqe:
+        table.add_column(f"{ORIGINAL}\nNIQE", justify="right")
+    for row in rows:
+        cells = [_cell(row.scores[m], niqe) for m in methods]
+        if niqe:
+            cells.append(_number(row.original_niqe, ".2f"))
+        table.add_row(row.name, *cells)
     return table
+
+
+def _title(folder: Path, count: int, spec: str) -> str:
+    from srgan_cli.evaluation.evaluate import CLEAN
+
+    damage = "" if spec == CLEAN else f", LR damaged by {spec}"
+    return f"{folder.name} ({count} images{damage})"
 
 
 @app.command()
 def evaluate(
     folders: Annotated[list[Path], typer.Argument(help="Folders of HR images (e.g. Set5 Set14 BSD100).")],
-    model: Annotated[Optional[list[Path]], typer.Option(help="ONNX model(s) to score (default: the shipped one); "
+    model: Annotated[list[Path] | None, typer.Option(help="ONNX model file(s) or shipped model name(s) to score (default: the shipped one); "
                                                        "repeat to compare.")] = None,
-    device: Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N.")] = "auto",
-    tile: Annotated[str, typer.Option(help="Tile side in LR pixels, 0 or auto.")] = str(DEFAULT_TILE),
-    tile_pad: Annotated[int, typer.Option(min=0)] = DEFAULT_PAD,
-    save: Annotated[Optional[Path], typer.Option(help="Write bicubic | model | original crops here.")] = None,
-    json_file: Annotated[Optional[Path], typer.Option("--json", help="Write all scores as JSON.")] = None,
+    device: DeviceOption = "auto",
+    tile: TileOption = str(DEFAULT_TILE),
+    tile_pad: TilePadOption = DEFAULT_PAD,
+    degrade: Annotated[list[str] | None, typer.Option(metavar="<spec>", help=f"Damage the LR after the bicubic downscale, the same way for every run (repeat: one table each; 'clean': none; default: clean only). SPEC: {SPEC_HELP}.")] = None,
+    niqe: Annotated[bool, typer.Option("--niqe", help="Also score NIQE (no reference, lower = more natural) for every method and the originals.")] = False,
+    save: Annotated[Path | None, typer.Option(help="Write bicubic | model | original crops here.")] = None,
+    json_file: Annotated[Path | None, typer.Option("--json", help="Write all scores as JSON (folder -> spec -> images/mean).")] = None,
     per_image: Annotated[bool, typer.Option(help="Show a row per image, not only folder means.")] = True,
     tta: Annotated[bool, typer.Option(help="Also score each model with the 8-way self-ensemble (NAME+tta).")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q")] = False,
-):
+) -> None:
     """Score models against bicubic: x4 bicubic LR, Y-channel PSNR/SSIM with a 4 px border (standard protocol)."""
     from rich.console import Console
 
-    from srgan_cli.evaluation.evaluate import evaluate_folder, mean_scores
-    from srgan_cli.upscale.inference import Upscaler
+    from srgan_cli.evaluation.evaluate import evaluate_folder, folder_report, mean_result, parse_damage, write_json
 
-    models = model or [None]
+    damage = run_or_exit(parse_damage, degrade or [])
+    base = run_or_exit(make_settings, device=device, tile=tile, tile_pad=tile_pad)
+    models: list[Path | None] = [*model] if model else [None]
     names = [m.stem if m else "default" for m in models]
     modes = (False, True) if tta else (False,)
-    upscalers = {name + ("+tta" if t else ""): run_or_exit(Upscaler, m, device=device, tile=parse_tile(tile),
-                                                           tile_pad=tile_pad, tta=t)
-                 for name, m in zip(names, models) for t in modes}
-    console, report = Console(), {}
+    upscalers = {name + ("+tta" if t else ""): run_or_exit(open_upscaler, replace(base, model=m, tta=t), True)
+                 for name, m in zip(names, models, strict=True) for t in modes}
+    console = Console()
+    report: dict[str, dict[str, Any]] = {}
     for folder in folders:
-        results = run_or_exit(evaluate_folder, folder, upscalers, save)
-        means = mean_scores(results)
-        methods = list(means)
-        rows = [(r.name, r.scores) for r in results] if per_image else []
-        if not quiet:
-            console.print(_score_table(f"{folder.name} ({len(results)} images)", [*rows, ("mean", means)], methods))
-        report[folder.name] = {"images": {r.name: {m: vars(s) for m, s in r.scores.items()} for r in results},
-                               "mean": {m: vars(s) for m, s in means.items()}}
+        by_spec = run_or_exit(evaluate_folder, folder, upscalers, save, damage=damage, with_niqe=niqe)
+        report[folder.name] = {spec: folder_report(results) for spec, results in by_spec.items()}
+        for spec, results in by_spec.items():
+            rows = [*(results if per_image else []), mean_result(results)]
+            if not quiet:
+                console.print(_score_table(_title(folder, len(results), spec), rows, list(rows[0].scores), niqe))
     if json_file:
-        from srgan_cli.upscale.imaging import write_atomic
-        write_atomic((json.dumps(report, indent=2) + "\n").encode(), json_file)
+        run_or_exit(write_json, report, json_file)

@@ -1,16 +1,21 @@
-"""`srgan train`: option parsing only; TensorFlow is imported inside the command."""
+"""`srgan train`: option parsing only; the defaults and rules live in TrainConfig, TensorFlow is imported last."""
 
+import json
 import os
 from enum import Enum
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated, Any
 
 import typer
 from rich.progress import TextColumn
 
 from srgan_cli.cli.app import app, run_or_exit
 from srgan_cli.console import RateColumn, info_line, make_progress
+from srgan_cli.errors import UsageError
 from srgan_cli.training.config import TrainConfig
+
+D = TrainConfig()  # the defaults, shown in --help
+SIGNAL_EXIT = {"SIGINT": 130, "SIGTERM": 143}
 
 
 class Phase(str, Enum):
@@ -36,13 +41,18 @@ class Strategy(str, Enum):
     multiworker = "multiworker"
 
 
+class Degradation(str, Enum):
+    bicubic = "bicubic"
+    realistic = "realistic"
+
+
 def quiet_tensorflow():
     """Keep TensorFlow's C++ start-up chatter off the terminal (must run before it is imported)."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 
 def _train_progress(quiet, total):
-    progress = make_progress(quiet, RateColumn("steps/s"), TextColumn("{task.fields[stats]}"))
+    progress = make_progress(quiet, RateColumn("steps/s"), TextColumn("{task.fields[stats]}", markup=False))
     task = progress.add_task("train", total=total, stats="")
     plain = not quiet and progress.disable  # no live display (not a terminal): log a line every 100 steps
 
@@ -51,81 +61,106 @@ def _train_progress(quiet, total):
         psnr = f" val {row['val_psnr']:.2f} dB" if row.get("val_psnr") else ""
         progress.update(task, completed=step, total=steps, stats=f"{losses}{psnr}")
         if plain and (step % 100 == 0 or step == steps):
-            info_line(f"step {step}/{steps} {losses}{psnr} ({row.get('seconds', 0):.0f} s)")
+            info_line(f"step {step}/{steps} {losses}{psnr} lr {row['lr']:.3g} ({row.get('seconds', 0):.0f} s)")
     return progress, update
+
+
+def read_config_file(path: Path) -> dict[str, Any]:
+    """The options of a YAML or JSON config file (the keys of a run's config.json)."""
+    try:
+        text = path.read_text()
+        if path.suffix.lower() in (".yaml", ".yml"):
+            import yaml
+
+            values = yaml.safe_load(text) or {}
+        else:
+            values = json.loads(text)
+    except (OSError, ValueError) as err:
+        raise UsageError(f"--config {path}: cannot read it ({str(err).splitlines()[0]})") from None
+    if not isinstance(values, dict):
+        raise UsageError(f"--config {path}: expected a mapping of option names to values")
+    return values
+
+
+def _given(flags: dict[str, Any], config_file: Path | None, degradation_config: Path | None) -> dict[str, Any]:
+    """The options set by --config, then by flags (flags win); enums and paths as plain values."""
+    given = read_config_file(config_file) if config_file else {}
+    arch_params = {k: flags.pop(k) for k in ("blocks", "channels") if flags.get(k) is not None}
+    if arch_params:
+        given["arch_params"] = {**given.get("arch_params", {}), **arch_params}
+    for key, value in flags.items():
+        if value is not None:
+            given[key] = value.value if isinstance(value, Enum) else str(value) if isinstance(value, Path) else value
+    if degradation_config:
+        from srgan_cli.evaluation.degradations import load_params, params_to_dict
+
+        given["degradation_params"] = params_to_dict(load_params(degradation_config))
+    return given
 
 
 @app.command()
 def train(
-    data: Annotated[Optional[Path], typer.Option(help="Folder tree of training photos.")] = None,
+    data: Annotated[Path | None, typer.Option(help="Folder tree of training photos.", show_default=False)] = None,
     name: Annotated[str, typer.Option(help="Run name: the run folder is RUNS/NAME.")] = "srgan",
     runs: Annotated[Path, typer.Option(help="Folder holding run folders.")] = Path("runs"),
-    phase: Annotated[Phase, typer.Option(help="pretrain: SRResNet with pixel loss; gan: adversarial.")] = Phase.pretrain,
-    steps: Annotated[Optional[int], typer.Option(min=1, help="Total steps of the run [default: 100000; with --resume: the run's own, or raise it to extend].", show_default=False)] = None,
-    batch_size: Annotated[int, typer.Option(min=1, help="Global batch size.")] = 16,
-    hr_size: Annotated[int, typer.Option(min=8, help="HR crop side (multiple of 4).")] = 96,
-    lr: Annotated[Optional[float], typer.Option(help="Adam learning rate [default: 1e-4].", show_default=False)] = None,
-    lr_decay_every: Annotated[Optional[int], typer.Option(help="Multiply lr by --lr-decay-factor every N steps "
-                                                          "(default: never for pretrain, half the steps for gan).")] = None,
-    lr_decay_factor: Annotated[Optional[float], typer.Option(help="Learning-rate decay factor [default: 0.1].", show_default=False)] = None,
-    ema: Annotated[Optional[float], typer.Option(min=0.0, max=0.99999, help="Keep an exponential moving average of "
-                                                 "the generator's weights with this decay (e.g. 0.999) and validate, "
-                                                 "save and export that [default: 0, off].", show_default=False)] = None,
-    blocks: Annotated[int, typer.Option(min=1, help="Residual blocks of the generator.")] = 16,
-    channels: Annotated[int, typer.Option(min=4, help="Feature channels of the generator.")] = 64,
-    pixel_loss: Annotated[PixelLoss, typer.Option(help="Pretraining pixel loss.")] = PixelLoss.mse,
-    content_loss: Annotated[ContentLoss, typer.Option(help="GAN content loss.")] = ContentLoss.vgg54,
-    adv_weight: Annotated[float, typer.Option(help="Weight of the adversarial loss.")] = 1e-3,
-    lattice_weight: Annotated[float, typer.Option(help="GAN: weight of a loss on the error's 4-px-periodic part "
-                                                  "(the grid adversarial training grows); 0: off.")] = 0.0,
-    lowfreq_weight: Annotated[float, typer.Option(help="GAN: weight of a loss on the 4x4-block means of the error "
-                                                  "(pins brightness and colour, leaves texture free); 0: off.")] = 0.0,
-    pixel_weight: Annotated[float, typer.Option(help="GAN: weight of the --pixel-loss term beside the content loss "
-                                                "(as ESRGAN; pulls toward the photo, against halos and noise); 0: off.")] = 0.0,
-    overshoot_weight: Annotated[float, typer.Option(help="GAN: weight of a loss on output beyond the photo's 5x5 "
-                                                    "local range (halos, ringing); 0: off.")] = 0.0,
-    d_warmup: Annotated[int, typer.Option(min=0, help="GAN: train only the discriminator for the first N steps, so "
-                                          "the generator's first adversarial gradients come from a trained one.")] = 0,
-    vgg_weights: Annotated[Optional[Path], typer.Option(help="VGG19 notop .h5 weights file (else ImageNet download), "
-                                                      "or 'random': fixed random weights, for machines offline.")] = None,
-    init: Annotated[Optional[Path], typer.Option(help="Start from these generator weights (.weights.h5, .keras or run folder).")] = None,
-    val: Annotated[Optional[Path], typer.Option(help="Validation folder (PSNR/SSIM on Y).")] = None,
-    val_every: Annotated[int, typer.Option(min=1)] = 1000,
-    checkpoint_every: Annotated[int, typer.Option(min=1)] = 500,
-    sample_every: Annotated[int, typer.Option(min=0, help="Write a sample image every N steps (0: never).")] = 1000,
-    seed: Annotated[int, typer.Option()] = 0,
-    strategy: Annotated[Strategy, typer.Option(help="tf.distribute strategy.")] = Strategy.auto,
-    mixed_precision: Annotated[bool, typer.Option(help="mixed_float16 (GPUs).")] = False,
-    resume: Annotated[bool, typer.Option(help="Continue the run in RUNS/NAME from its checkpoint.")] = False,
+    config_file: Annotated[Path | None, typer.Option("--config", help="YAML or JSON file of options (the keys of a run's config.json); flags override it.")] = None,
+    print_config: Annotated[bool, typer.Option("--print-config", help="Print the resolved config as JSON and exit without training.")] = False,
+    phase: Annotated[Phase | None, typer.Option(help=f"pretrain: SRResNet with pixel loss; gan: adversarial. [default: {D.phase}]", show_default=False)] = None,
+    arch: Annotated[str | None, typer.Option(help=f"Generator architecture (registered in srgan_cli.training.archs). [default: {D.arch}]", show_default=False)] = None,
+    blocks: Annotated[int | None, typer.Option(help="Residual blocks of the generator. [default: 16]", show_default=False)] = None,
+    channels: Annotated[int | None, typer.Option(help="Feature channels of the generator. [default: 64]", show_default=False)] = None,
+    steps: Annotated[int | None, typer.Option(help=f"Total steps of the run; with --resume, raise it to extend. [default: {D.steps}]", show_default=False)] = None,
+    batch_size: Annotated[int | None, typer.Option(help=f"Global batch size. [default: {D.batch_size}]", show_default=False)] = None,
+    hr_size: Annotated[int | None, typer.Option(help=f"HR crop side, a multiple of 4 (of 32 with --lattice-weight). [default: {D.hr_size}]", show_default=False)] = None,
+    lr: Annotated[float | None, typer.Option(help=f"Adam learning rate, > 0. [default: {D.lr:g}]", show_default=False)] = None,
+    lr_decay_every: Annotated[int | None, typer.Option(help="Multiply lr by --lr-decay-factor every N steps. [default: never for pretrain, half the steps for gan]", show_default=False)] = None,
+    lr_decay_factor: Annotated[float | None, typer.Option(help=f"Learning-rate decay factor. [default: {D.lr_decay_factor:g}]", show_default=False)] = None,
+    ema: Annotated[float | None, typer.Option(help="Keep an exponential moving average of the generator's weights with this decay (e.g. 0.999) and validate, save and export that. [default: 0, off]", show_default=False)] = None,
+    pixel_loss: Annotated[PixelLoss | None, typer.Option(help=f"Pretraining pixel loss. [default: {D.pixel_loss}]", show_default=False)] = None,
+    content_loss: Annotated[ContentLoss | None, typer.Option(help=f"GAN content loss. [default: {D.content_loss}]", show_default=False)] = None,
+    adv_weight: Annotated[float | None, typer.Option(help=f"Weight of the adversarial loss. [default: {D.adv_weight:g}]", show_default=False)] = None,
+    lattice_weight: Annotated[float | None, typer.Option(help="GAN: weight of a loss on the error's 4-px-periodic part (the grid adversarial training grows). [default: 0, off]", show_default=False)] = None,
+    lowfreq_weight: Annotated[float | None, typer.Option(help="GAN: weight of a loss on the 4x4-block means of the error (pins brightness and colour, leaves texture free). [default: 0, off]", show_default=False)] = None,
+    pixel_weight: Annotated[float | None, typer.Option(help="GAN: weight of the --pixel-loss term beside the content loss (as ESRGAN; pulls toward the photo). [default: 0, off]", show_default=False)] = None,
+    overshoot_weight: Annotated[float | None, typer.Option(help="GAN: weight of a loss on output beyond the photo's 5x5 local range (halos, ringing). [default: 0, off]", show_default=False)] = None,
+    d_warmup: Annotated[int | None, typer.Option(help="GAN: train only the discriminator for the first N steps. [default: 0]", show_default=False)] = None,
+    vgg_weights: Annotated[str | None, typer.Option(help="VGG19 notop .h5 weights file, 'imagenet' (download), or 'random': fixed random weights, for machines offline. [default: imagenet]", show_default=False)] = None,
+    init: Annotated[Path | None, typer.Option(help="Start from these generator weights (.weights.h5, .keras or run folder).", show_default=False)] = None,
+    degradation: Annotated[Degradation | None, typer.Option(help="How LR inputs are made: bicubic (the evaluation protocol) or realistic (Real-ESRGAN-style second-order blur, resize, noise and JPEG). [default: bicubic]", show_default=False)] = None,
+    degradation_config: Annotated[Path | None, typer.Option(help="JSON file overriding the realistic pipeline's parameters (e.g. configs/degradation_real.json).", show_default=False)] = None,
+    val: Annotated[Path | None, typer.Option(help="Validation folder (PSNR/SSIM on Y).", show_default=False)] = None,
+    val_degrade: Annotated[str | None, typer.Option(help="Validate on damaged inputs too: ';'-separated evaluate --degrade specs, 'clean' for none (e.g. 'clean;jpeg:75').", show_default=False)] = None,
+    val_every: Annotated[int | None, typer.Option(help=f"Validate every N steps. [default: {D.val_every}]", show_default=False)] = None,
+    checkpoint_every: Annotated[int | None, typer.Option(help=f"Checkpoint every N steps. [default: {D.checkpoint_every}]", show_default=False)] = None,
+    sample_every: Annotated[int | None, typer.Option(help=f"Write a sample image every N steps (0: never). [default: {D.sample_every}]", show_default=False)] = None,
+    log_every: Annotated[int | None, typer.Option(help=f"Write log.csv and TensorBoard every N steps. [default: {D.log_every}]", show_default=False)] = None,
+    seed: Annotated[int | None, typer.Option(help="Seed of the crops, the degradations and the initial weights. [default: 0]", show_default=False)] = None,
+    strategy: Annotated[Strategy | None, typer.Option(help="tf.distribute strategy. [default: auto]", show_default=False)] = None,
+    mixed_precision: Annotated[bool | None, typer.Option("--mixed-precision/--no-mixed-precision", help="mixed_float16 (GPUs). [default: off]", show_default=False)] = None,
+    resume: Annotated[bool, typer.Option(help="Continue the run in RUNS/NAME from its checkpoint; only the schedule, validation and logging options may change.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q")] = False,
 ):
-    """Train the SRResNet generator (pretrain) or the full SRGAN (gan) from a folder of photos."""
-    if data is None and not resume:
-        raise typer.BadParameter("--data is required (a folder of photos)", param_hint="--data")
-    if hr_size % 4:
-        raise typer.BadParameter("must be a multiple of 4", param_hint="--hr-size")
-    if lattice_weight and hr_size % 32:
-        raise typer.BadParameter("must be a multiple of 32 with --lattice-weight (8x8-pixel LR windows)",
-                                 param_hint="--hr-size")
-    # given on the command line, these also change a resumed run (extend it, or change its schedule)
-    schedule = {k: v for k, v in (("steps", steps), ("lr", lr), ("lr_decay_every", lr_decay_every),
-                                  ("lr_decay_factor", lr_decay_factor), ("ema", ema)) if v is not None}
-    steps = steps or 100_000
-    if lr_decay_every is None:
-        lr_decay_every = steps // 2 if phase == Phase.gan else 0
-    config = TrainConfig(
-        data=str(data or ""), phase=phase.value, steps=steps, batch_size=batch_size, hr_size=hr_size, lr=lr or 1e-4,
-        lr_decay_every=lr_decay_every, lr_decay_factor=lr_decay_factor or 0.1, ema=ema or 0.0, blocks=blocks,
-        channels=channels, pixel_loss=pixel_loss.value, content_loss=content_loss.value, adv_weight=adv_weight,
-        lattice_weight=lattice_weight, lowfreq_weight=lowfreq_weight, pixel_weight=pixel_weight,
-        overshoot_weight=overshoot_weight, d_warmup=d_warmup,
-        vgg_weights=str(vgg_weights) if vgg_weights else "imagenet", init=str(init or ""), val=str(val or ""),
-        val_every=val_every, checkpoint_every=checkpoint_every, sample_every=sample_every, seed=seed,
-        strategy=strategy.value, mixed_precision=mixed_precision)
+    """Train the SRResNet generator (pretrain) or the full SRGAN (gan) from a folder of photos.
+
+    Stopped by Ctrl-C or SIGTERM, it saves a checkpoint and exits 130 or 143; --resume continues it.
+    """
+    flags = {k: v for k, v in locals().items()
+             if k not in ("name", "runs", "config_file", "print_config", "degradation_config", "resume", "quiet")}
+    from srgan_cli.training.plan import plan_run
+
+    given = run_or_exit(_given, flags, config_file, degradation_config)
+    plan = run_or_exit(plan_run, runs / name, given, resume)
+    if print_config:
+        import dataclasses
+
+        typer.echo(json.dumps(dataclasses.asdict(plan.config), indent=2))
+        return
     quiet_tensorflow()
     from srgan_cli.training.loop import train as run_training
 
-    progress, update = _train_progress(quiet, steps)
+    progress, update = _train_progress(quiet, plan.config.steps)
     with progress:
-        step = run_or_exit(run_training, config, runs / name, resume=resume, progress=update, overrides=schedule)
+        step, stopped_by = run_or_exit(run_training, plan, progress=update)
     info_line(f"stopped at step {step}; run folder {runs / name}", quiet)
+    if stopped_by:
+        raise typer.Exit(SIGNAL_EXIT[stopped_by])

@@ -1,26 +1,32 @@
-"""`srgan upscale`: option parsing and progress reporting only (never imports TensorFlow)."""
+"""`srgan upscale`: option parsing and progress reporting only (never imports TensorFlow).
+
+The model options (`--model`, `--device`, `--tile`, `--tile-pad`) are declared once here and shared with
+`srgan evaluate`; together with the rest they make one `UpscaleSettings`.
+"""
+
+from __future__ import annotations
 
 import json
-import logging
 from enum import Enum
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
+from rich.progress import Progress
 
 from srgan_cli.cli.app import app, run_or_exit
 from srgan_cli.console import RateColumn, error_line, info_line, make_progress
 from srgan_cli.errors import UsageError
+from srgan_cli.upscale.formats import format_names
 from srgan_cli.upscale.tiling import DEFAULT_PAD, DEFAULT_TILE
 
-log = logging.getLogger("srgan")
+if TYPE_CHECKING:
+    from srgan_cli.upscale.batch import Outcome
+    from srgan_cli.upscale.inference import Upscaler, UpscaleSettings
 
-
-class OutFormat(str, Enum):
-    png = "png"
-    jpg = "jpg"
-    webp = "webp"
-    tiff = "tiff"
+DeviceOption = Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N.")]
+TileOption = Annotated[str, typer.Option(help="Tile side in LR pixels, 0 for whole image, or auto.")]
+TilePadOption = Annotated[int, typer.Option(min=0, help="Context pixels per tile side.")]
 
 
 class AlphaMode(str, Enum):
@@ -28,8 +34,12 @@ class AlphaMode(str, Enum):
     model = "model"
 
 
-def parse_tile(text):
-    """--tile: 'auto' (sized from memory) or a whole number of LR pixels (0: whole image)."""
+def parse_tile(text: str) -> int | None:
+    """--tile: 'auto' (None: sized from memory) or a whole number of LR pixels (0: whole image).
+
+    Raises:
+        UsageError: anything else.
+    """
     if text == "auto":
         return None
     if text.isdigit():
@@ -37,11 +47,11 @@ def parse_tile(text):
     raise UsageError(f"--tile {text}: use a whole number of LR pixels, 0 (whole image) or auto")
 
 
-def _image_pixels(path):
+def _image_pixels(path: Path) -> int:
     from PIL import Image
     try:
         with Image.open(path) as im:
-            return im.size[0] * im.size[1]
+            return int(im.size[0] * im.size[1])
     except Exception:
         return 0
 
@@ -49,13 +59,13 @@ def _image_pixels(path):
 class Reporter:
     """Turns outcomes into progress, JSON lines, one line per failure and the final counts."""
 
-    def __init__(self, progress, as_json, quiet):
+    def __init__(self, progress: Progress, as_json: bool, quiet: bool) -> None:
         self.progress, self.as_json, self.quiet = progress, as_json, quiet
         self.counts = {"done": 0, "skipped": 0, "failed": 0}
         self.files = progress.add_task("files", total=0, rate=False)
         self.pixels = progress.add_task("LR pixels", total=0)
 
-    def __call__(self, outcome):
+    def __call__(self, outcome: Outcome) -> None:
         self.counts[outcome.status] += 1
         self.progress.advance(self.files)
         if self.as_json:
@@ -65,15 +75,31 @@ class Reporter:
         elif outcome.notes and not self.quiet:
             info_line(f"note: {outcome.job.source}: {'; '.join(outcome.notes)}")
 
-    def on_window(self, lr_pixels):
+    def on_window(self, lr_pixels: int) -> None:
         self.progress.advance(self.pixels, lr_pixels)
 
 
-def _upscaler(model, device, tile, tile_pad, tta, alpha, threads, scale, layout, value_range, quiet):
+def make_settings(tile: str = str(DEFAULT_TILE), **options: Any) -> UpscaleSettings:
+    """`UpscaleSettings` from command-line values.
+
+    Args:
+        tile: the --tile text (a number or 'auto').
+        options: the other `UpscaleSettings` fields.
+
+    Raises:
+        UsageError: a value that can never work.
+    """
+    from srgan_cli.upscale.inference import UpscaleSettings
+
+    return UpscaleSettings(tile=parse_tile(tile), **options)
+
+
+def open_upscaler(settings: UpscaleSettings, quiet: bool) -> Upscaler:
+    """The Upscaler of `settings`; with --device auto, one info line says which device it chose."""
     from srgan_cli.upscale.inference import Upscaler
-    upscaler = Upscaler(model, device=device, tile=parse_tile(tile), tile_pad=tile_pad, tta=tta, alpha=alpha,
-                        threads=threads, scale=scale, layout=layout, value_range=value_range)
-    if device == "auto":
+
+    upscaler = Upscaler.from_settings(settings)
+    if settings.device == "auto":
         info_line(f"device: {upscaler.device}", quiet)
     return upscaler
 
@@ -82,48 +108,49 @@ def _upscaler(model, device, tile, tile_pad, tta, alpha, threads, scale, layout,
 def upscale(
     inputs: Annotated[list[Path], typer.Argument(metavar="INPUT", help="Image files and/or folders (walked recursively).",
                                                  show_default=False)],
-    output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Output file (one input) or folder. "
+    output: Annotated[Path | None, typer.Option("--output", "-o", help="Output file (one input) or folder. "
                                                    "Default: <stem>_x4.<ext> beside each input.")] = None,
-    model: Annotated[Optional[Path], typer.Option(help="ONNX model (default: the shipped model).")] = None,
-    device: Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N.")] = "auto",
-    tile: Annotated[str, typer.Option(help="Tile side in LR pixels, 0 for whole image, or auto.")] = str(DEFAULT_TILE),
-    tile_pad: Annotated[int, typer.Option(min=0, help="Context pixels per tile side.")] = DEFAULT_PAD,
-    outscale: Annotated[Optional[float], typer.Option(min=0.01, help="Final scale if not the model's (e.g. 2, 3.5).")] = None,
+    model: Annotated[Path | None, typer.Option(help="ONNX model file or shipped model name (default: the shipped model).")] = None,
+    device: DeviceOption = "auto",
+    tile: TileOption = str(DEFAULT_TILE),
+    tile_pad: TilePadOption = DEFAULT_PAD,
+    outscale: Annotated[float | None, typer.Option(min=0.01, help="Final scale if not the model's (e.g. 2, 3.5).")] = None,
     tta: Annotated[bool, typer.Option(help="Average the 8 flips/rotations (8x slower).")] = False,
     alpha: Annotated[AlphaMode, typer.Option(help="How transparency is upscaled.")] = AlphaMode.bicubic,
     suffix: Annotated[str, typer.Option(help="Added to output file names in folders.")] = "_x4",
-    format: Annotated[Optional[OutFormat], typer.Option("--format", help="Output format (default: the input's).")] = None,
+    format: Annotated[str | None, typer.Option("--format", metavar=f"<{'|'.join(format_names())}>", help="Output format (default: the input's).", show_default=False)] = None,
     quality: Annotated[int, typer.Option(min=1, max=100, help="JPEG/WebP quality.")] = 95,
     overwrite: Annotated[bool, typer.Option(help="Replace existing outputs.")] = False,
     skip_existing: Annotated[bool, typer.Option(help="Skip inputs whose output exists (resume a batch).")] = False,
     max_pixels: Annotated[int, typer.Option(min=1, help="Refuse larger images (decompression bombs).")] = 200_000_000,
-    shard: Annotated[Optional[str], typer.Option(help="Process only part K of N of the inputs: K/N.")] = None,
-    threads: Annotated[Optional[int], typer.Option(min=1, help="CPU threads (default: CPUs available).")] = None,
-    scale: Annotated[Optional[int], typer.Option(min=1, help="Model scale, for models without srgan metadata.")] = None,
-    layout: Annotated[Optional[str], typer.Option(help="NHWC or NCHW, for models without metadata.")] = None,
-    value_range: Annotated[Optional[str], typer.Option("--range", help="0,1 or 0,255 or -1,1 (models without metadata).")] = None,
+    shard: Annotated[str | None, typer.Option(help="Process only part K of N of the inputs: K/N.")] = None,
+    threads: Annotated[int | None, typer.Option(min=1, help="CPU threads (default: CPUs available).")] = None,
+    scale: Annotated[int | None, typer.Option(min=1, help="Model scale, for models without srgan metadata.")] = None,
+    layout: Annotated[str | None, typer.Option(help="NHWC or NCHW, for models without metadata.")] = None,
+    value_range: Annotated[str | None, typer.Option("--range", help="0,1 or 0,255 or -1,1 (models without metadata).")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="One JSON line per file on stdout.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Only errors.")] = False,
-):
+) -> None:
     """Upscale photos 4x: files, folders (tree mirrored under -o), any mode, seamless tiles."""
     from srgan_cli.upscale import batch
 
     if overwrite and skip_existing:
         raise typer.BadParameter("choose one of --overwrite and --skip-existing", param_hint="--overwrite")
-    options = batch.Options(out=output, suffix=suffix, fmt=format.value if format else None, quality=quality,
-                            overwrite=overwrite, skip_existing=skip_existing, max_pixels=max_pixels)
+    settings = run_or_exit(make_settings, model=model, device=device, tile=tile, tile_pad=tile_pad, tta=tta,
+                           alpha=alpha.value, threads=threads, scale=scale, layout=layout, value_range=value_range,
+                           outscale=outscale)
+    options = batch.Options(out=output, suffix=suffix, fmt=format, quality=quality, overwrite=overwrite,
+                            skip_existing=skip_existing, max_pixels=max_pixels)
     jobs, ignored = run_or_exit(batch.collect_jobs, inputs, options)
     if shard:
         jobs = batch.shard_jobs(jobs, *run_or_exit(batch.parse_shard, shard))
-    upscaler = run_or_exit(_upscaler, model, device, tile, tile_pad, tta, alpha.value, threads, scale, layout,
-                           value_range, quiet)
-    step = lambda photo, on_window: upscaler.upscale_photo(photo, outscale, on_window)  # noqa: E731
+    upscaler = run_or_exit(open_upscaler, settings, quiet)
     with make_progress(quiet or as_json, RateColumn("MP/s", 1e-6)) as progress:
         reporter = Reporter(progress, as_json, quiet)
         progress.update(reporter.files, total=len(jobs))
         progress.update(reporter.pixels, total=sum(_image_pixels(j.source) for j in jobs) if jobs else 0)
         try:
-            batch.run_batch(jobs, step, options, reporter, reporter.on_window)
+            batch.run_batch(jobs, upscaler.upscale_photo, options, reporter, reporter.on_window)
         except KeyboardInterrupt:
             error_line("interrupted: finished files are complete, no partial file was left")
             raise typer.Exit(130) from None

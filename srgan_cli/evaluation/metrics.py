@@ -1,11 +1,15 @@
 """Image quality metrics of the SR evaluation protocol (Y-channel PSNR, SSIM) and artifact scores (numpy only)."""
 
+from __future__ import annotations
+
 import numpy as np
+
+from srgan_cli.errors import SrganError
 
 SSIM_WINDOW = 11  # Gaussian window side of the reference SSIM
 
 
-def rgb_to_y(rgb):
+def rgb_to_y(rgb: np.ndarray) -> np.ndarray:
     """ITU-R BT.601 luma of 8-bit RGB as MATLAB's rgb2ycbcr: Y in [16, 235], float64.
 
     Args:
@@ -17,24 +21,47 @@ def rgb_to_y(rgb):
     return 16.0 + (65.481 * rgb[..., 0] + 128.553 * rgb[..., 1] + 24.966 * rgb[..., 2]) / 255.0
 
 
-def _y_cropped(img, border):
+def _same_size(sr: np.ndarray, hr: np.ndarray) -> None:
+    if np.shape(sr)[:2] != np.shape(hr)[:2]:
+        raise SrganError(f"cannot compare a {np.shape(sr)[1]}x{np.shape(sr)[0]} image with a "
+                         f"{np.shape(hr)[1]}x{np.shape(hr)[0]} one")
+
+
+def _y_cropped(img: np.ndarray, border: int) -> np.ndarray:
     y = rgb_to_y(img)
     return y[border:-border, border:-border] if border else y
 
 
-def psnr_y(sr, hr, border=4):
-    """PSNR (peak 255) between the Y channels of two 8-bit images, ignoring `border` px on each side."""
+def psnr_y(sr: np.ndarray, hr: np.ndarray, border: int = 4) -> float:
+    """PSNR (peak 255) between the Y channels of two 8-bit images, ignoring `border` px on each side.
+
+    Args:
+        sr, hr: 8-bit HxWx3 RGB (or HxW Y) images of the same size.
+        border: pixels ignored at each edge.
+
+    Returns:
+        PSNR in dB; inf for identical images.
+    """
+    _same_size(sr, hr)
     diff = _y_cropped(sr, border) - _y_cropped(hr, border)
     mse = float(np.mean(diff * diff))
-    return float("inf") if mse == 0 else 10.0 * np.log10(255.0 ** 2 / mse)
+    return float("inf") if mse == 0 else float(10.0 * np.log10(255.0 ** 2 / mse))
 
 
-def ssim_y(sr, hr, border=4):
-    """SSIM (Wang et al. 2004: 11x11 Gaussian window, sigma 1.5, K1 0.01, K2 0.03, L 255) on the Y channels."""
+def ssim_y(sr: np.ndarray, hr: np.ndarray, border: int = 4) -> float:
+    """SSIM (Wang et al. 2004: 11x11 Gaussian window, sigma 1.5, K1 0.01, K2 0.03, L 255) on the Y channels.
+
+    Args:
+        sr, hr: 8-bit HxWx3 RGB (or HxW Y) images of the same size, at least 11x11 inside the border.
+        border: pixels ignored at each edge.
+
+    Raises:
+        SrganError: scikit-image is not installed, or the images differ in size.
+    """
+    _same_size(sr, hr)
     try:
         from skimage.metrics import structural_similarity
     except ImportError:
-        from srgan_cli.errors import SrganError
         raise SrganError("SSIM needs scikit-image: pip install 'srgan-cli[eval]'") from None
 
     return float(structural_similarity(
@@ -42,7 +69,7 @@ def ssim_y(sr, hr, border=4):
         gaussian_weights=True, sigma=1.5, use_sample_covariance=False, win_size=SSIM_WINDOW))
 
 
-def grid_db(sr, hr, period=4, border=4):
+def grid_db(sr: np.ndarray, hr: np.ndarray, period: int = 4, border: int = 4) -> float:
     """How strongly the Y error repeats with the LR pixel grid: the "grid" artifact of sub-pixel upsamplers.
 
     The error's power at the grid's harmonics (k/period cycles per pixel, DC excluded), each divided by the median
@@ -54,6 +81,7 @@ def grid_db(sr, hr, period=4, border=4):
         period (int): grid period in HR pixels (the scale).
         border (int): pixels ignored at each edge (rounded up to keep the sides multiples of `period`).
     """
+    _same_size(sr, hr)
     edge = -(-border // period) * period
     error = _y_cropped(sr, edge) - _y_cropped(hr, edge)
     height, width = error.shape
@@ -68,20 +96,22 @@ def grid_db(sr, hr, period=4, border=4):
     return float(10.0 * np.log10(np.mean(ratios)))
 
 
-def colour_shift(sr, hr, border=4):
+def colour_shift(sr: np.ndarray, hr: np.ndarray, border: int = 4) -> float:
     """The largest per-channel mean error, in 8-bit levels: a tint or brightness drift (about 0 for bicubic).
 
     Args:
         sr, hr (np.ndarray): 8-bit HxWx3 (or HxW) images of the same size.
         border (int): pixels ignored at each edge.
     """
+    _same_size(sr, hr)
     error = np.asarray(sr, np.float64) - np.asarray(hr, np.float64)
     error = error[border:-border, border:-border] if border else error
     channels = error.shape[2] if error.ndim == 3 else 1
     return float(np.abs(error.reshape(-1, channels).mean(axis=0)).max())
 
 
-def edge_overshoot(sr, hr, border=4, window=5, edge_range=32.0):
+def edge_overshoot(sr: np.ndarray, hr: np.ndarray, border: int = 4, window: int = 5,
+                   edge_range: float = 32.0) -> float:
     """Ringing and halos: how far the Y output leaves the photo's own local range near strong edges, in levels.
 
     Where the HR Y channel spans at least `edge_range` levels within a `window` x `window` neighbourhood (a strong
@@ -92,6 +122,7 @@ def edge_overshoot(sr, hr, border=4, window=5, edge_range=32.0):
         sr, hr (np.ndarray): 8-bit images of the same size.
         border (int): pixels ignored at each edge.
     """
+    _same_size(sr, hr)
     from numpy.lib.stride_tricks import sliding_window_view
 
     sr_y, hr_y = _y_cropped(sr, border), _y_cropped(hr, border)
@@ -105,7 +136,7 @@ def edge_overshoot(sr, hr, border=4, window=5, edge_range=32.0):
     return float(beyond[edges].mean())
 
 
-def mod_crop(img, scale=4):
+def mod_crop(img: np.ndarray, scale: int = 4) -> np.ndarray:
     """Crop an HxW(xC) array so both sides are multiples of `scale` (step 1 of the protocol)."""
     h, w = img.shape[0] - img.shape[0] % scale, img.shape[1] - img.shape[1] % scale
     return img[:h, :w]

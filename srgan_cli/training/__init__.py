@@ -1,1 +1,1 @@
-"""The training side: Keras layers, networks, losses, data, the trainer and its loop, checkpoints, config and export (TensorFlow)."""
+"""The training side (TensorFlow): layers, architectures, losses, data, trainer, loop, checkpoints, config, export."""

@@ -21,7 +21,7 @@ class WeightAverage:
 
     def update(self, model):
         """Move the average toward the model's current weights."""
-        for average, current in zip(self.values, model.get_weights()):
+        for average, current in zip(self.values, model.get_weights(), strict=False):
             average += (1.0 - self.decay) * (current - average)
 
     @contextmanager

@@ -1,11 +1,14 @@
 """Training checkpoints: generator, discriminator, both optimizers and the loop state, written atomically."""
 
+import dataclasses
 import json
 import os
 import shutil
 from pathlib import Path
 
 import numpy as np
+
+from srgan_cli.training.runfolder import STATE_FILE, RunState
 
 
 def _save_optimizer(optimizer, path):
@@ -19,12 +22,12 @@ def _load_optimizer(optimizer, variables, path):
         values = [saved[f"arr_{i}"] for i in range(len(saved.files))]
     if len(values) != len(optimizer.variables):
         raise ValueError(f"{path}: {len(values)} optimizer variables saved, {len(optimizer.variables)} expected")
-    for var, value in zip(optimizer.variables, values):
+    for var, value in zip(optimizer.variables, values, strict=False):
         var.assign(value)
 
 
 def save_checkpoint(folder, trainer, state):
-    """Write trainer weights, optimizer slots and `state` (a JSON dict) to `folder`, replacing it atomically."""
+    """Write trainer weights, optimizer slots and `state` (a RunState) to `folder`, replacing it atomically."""
     folder = Path(folder)
     tmp = folder.with_name(folder.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
@@ -36,7 +39,7 @@ def save_checkpoint(folder, trainer, state):
         _save_optimizer(trainer.d_optimizer, tmp / "d_optimizer.npz")
     if trainer.average is not None:
         trainer.average.save(tmp / "ema.npz")
-    (tmp / "state.json").write_text(json.dumps(state, indent=2))
+    (tmp / STATE_FILE).write_text(json.dumps(dataclasses.asdict(state), indent=2))
     old = folder.with_name(folder.name + ".old")
     shutil.rmtree(old, ignore_errors=True)
     if folder.exists():
@@ -47,25 +50,25 @@ def save_checkpoint(folder, trainer, state):
 
 def _complete(folder):
     folder = Path(folder)
-    if not (folder / "state.json").exists() and folder.with_name(folder.name + ".old").exists():
+    if not (folder / STATE_FILE).exists() and folder.with_name(folder.name + ".old").exists():
         return folder.with_name(folder.name + ".old")  # killed between the two renames
     return folder
 
 
 def load_checkpoint(folder, trainer):
-    """Restore what save_checkpoint wrote; returns the saved state dict."""
+    """Restore what save_checkpoint wrote; returns the saved RunState."""
     folder = _complete(folder)
     trainer.generator.load_weights(folder / "generator.weights.h5")
     _load_optimizer(trainer.g_optimizer, trainer.generator.trainable_variables, folder / "g_optimizer.npz")
     if trainer.discriminator is not None:
         trainer.discriminator.load_weights(folder / "discriminator.weights.h5")
         _load_optimizer(trainer.d_optimizer, trainer.discriminator.trainable_variables, folder / "d_optimizer.npz")
-    return json.loads((folder / "state.json").read_text())
+    return RunState.from_dict(json.loads((folder / STATE_FILE).read_text()))
 
 
 def has_checkpoint(folder):
     folder = Path(folder)
-    return (folder / "state.json").exists() or (folder.with_name(folder.name + ".old") / "state.json").exists()
+    return (folder / STATE_FILE).exists() or (folder.with_name(folder.name + ".old") / STATE_FILE).exists()
 
 
 def load_average(folder, average):

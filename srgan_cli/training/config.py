@@ -1,27 +1,49 @@
-"""Training configuration: one dataclass, saved as config.json in the run folder (no TensorFlow here)."""
+"""Training configuration: the one owner of every option's default and rule, saved as the run's config.json."""
+
+from __future__ import annotations
 
 import dataclasses
 import json
-from dataclasses import dataclass
+import math
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
+
+from srgan_cli.errors import UsageError
+
+CHOICES = {
+    "phase": ("pretrain", "gan"),
+    "pixel_loss": ("mse", "l1"),
+    "content_loss": ("vgg54", "vgg22", "mse"),
+    "strategy": ("auto", "default", "mirrored", "multiworker"),
+    "degradation": ("bicubic", "realistic"),
+}
+POSITIVE = ("steps", "batch_size", "val_every", "checkpoint_every", "log_every")
+NON_NEGATIVE = ("adv_weight", "lattice_weight", "lowfreq_weight", "pixel_weight", "overshoot_weight", "d_warmup",
+                "lr_decay_every", "lr_decay_from", "sample_every")
+LATTICE_WINDOW = 32  # the lattice loss works on 8x8-pixel LR windows: HR crops in multiples of 32
+# on --resume these may change (extend the run, a new schedule, other validation); the rest is the run's own
+RESUMABLE = frozenset({"steps", "lr", "lr_decay_every", "lr_decay_factor", "ema", "val", "val_every", "val_degrade",
+                       "checkpoint_every", "sample_every", "log_every"})
+LEGACY_ARCH_KEYS = ("blocks", "channels")  # config.json files written before the architecture registry
 
 
 @dataclass
 class TrainConfig:
-    """Everything needed to rebuild the networks and continue a run."""
+    """Everything needed to rebuild the networks and continue a run; `check()` enforces every rule."""
 
     data: str = ""
     phase: str = "pretrain"
+    arch: str = "srresnet"
+    arch_params: dict[str, Any] = field(default_factory=dict)
     steps: int = 100_000
     batch_size: int = 16
     hr_size: int = 96
     lr: float = 1e-4
-    lr_decay_every: int = 0
+    lr_decay_every: int | None = None  # None: never for pretrain, half the steps for gan (see `resolved`)
     lr_decay_factor: float = 0.1
     lr_decay_from: int = 0
     ema: float = 0.0
-    blocks: int = 16
-    channels: int = 64
     pixel_loss: str = "mse"
     content_loss: str = "vgg54"
     adv_weight: float = 1e-3
@@ -32,7 +54,10 @@ class TrainConfig:
     d_warmup: int = 0
     vgg_weights: str = "imagenet"
     init: str = ""
+    degradation: str = "bicubic"
+    degradation_params: dict[str, Any] = field(default_factory=dict)
     val: str = ""
+    val_degrade: str = ""
     val_every: int = 1000
     checkpoint_every: int = 500
     sample_every: int = 1000
@@ -40,18 +65,99 @@ class TrainConfig:
     seed: int = 0
     strategy: str = "auto"
     mixed_precision: bool = False
-    scale: int = 4
-
-    def save(self, path):
-        Path(path).write_text(json.dumps(dataclasses.asdict(self), indent=2) + "\n")
 
     @classmethod
-    def load(cls, path):
-        known = {f.name for f in dataclasses.fields(cls)}
-        return cls(**{k: v for k, v in json.loads(Path(path).read_text()).items() if k in known})
+    def from_dict(cls, values: dict[str, Any], source: str = "config") -> TrainConfig:
+        """A config from a dict of known keys (old `blocks`/`channels` keys move into `arch_params`).
 
-    def lr_at(self, step):
+        Raises:
+            UsageError: an unknown key.
+        """
+        values = dict(values)
+        legacy = {k: values.pop(k) for k in LEGACY_ARCH_KEYS if k in values}
+        values.pop("scale", None)  # an old field that changed nothing: the architecture owns its scale
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise UsageError(f"{source}: unknown key {unknown[0]!r} (known: {', '.join(sorted(known))})")
+        config = cls(**values)
+        if legacy:
+            config.arch_params = {**legacy, **config.arch_params}
+        return config
+
+    @classmethod
+    def load(cls, path: str | Path) -> TrainConfig:
+        """Read a config.json (keys this version no longer knows are an error, except the legacy ones)."""
+        try:
+            values = json.loads(Path(path).read_text())
+        except (OSError, ValueError) as err:
+            raise UsageError(f"{path}: cannot read the config ({err})") from None
+        if not isinstance(values, dict):
+            raise UsageError(f"{path}: a config is a JSON object of option names to values")
+        return cls.from_dict(values, str(path))
+
+    def save(self, path: str | Path) -> None:
+        Path(path).write_text(json.dumps(dataclasses.asdict(self), indent=2) + "\n")
+
+    def resolved(self) -> TrainConfig:
+        """A checked copy with the phase-dependent defaults filled in."""
+        decay = self.lr_decay_every
+        if decay is None:
+            decay = self.steps // 2 if self.phase == "gan" else 0
+        config = dataclasses.replace(self, lr_decay_every=decay)
+        config.check()
+        return config
+
+    def check(self) -> None:
+        """Every rule on the options; a broken one is a UsageError naming the option."""
+        for name, allowed in CHOICES.items():
+            if getattr(self, name) not in allowed:
+                _bad(name, f"{getattr(self, name)!r} is not one of {', '.join(allowed)}")
+        for name in POSITIVE:
+            if not _finite(getattr(self, name)) or getattr(self, name) < 1:
+                _bad(name, "must be a positive whole number")
+        for name in NON_NEGATIVE:
+            value = getattr(self, name)
+            if value is not None and (not _finite(value) or value < 0):
+                _bad(name, "must be a finite number >= 0")
+        if not _finite(self.lr) or self.lr <= 0:
+            _bad("lr", f"{self.lr} is not a finite learning rate > 0")
+        if not _finite(self.lr_decay_factor) or self.lr_decay_factor <= 0:
+            _bad("lr_decay_factor", "must be a finite number > 0")
+        if not _finite(self.ema) or not 0 <= self.ema < 1:
+            _bad("ema", "must be in [0, 1)")
+        self._check_crop()
+
+    def _check_crop(self) -> None:
+        if self.hr_size < 8 or self.hr_size % 4:
+            _bad("hr_size", "must be a multiple of 4, at least 8")
+        if self.lattice_weight and self.hr_size % LATTICE_WINDOW:
+            _bad("hr_size", f"must be a multiple of {LATTICE_WINDOW} with lattice_weight (8x8-pixel LR windows)")
+
+    def lr_at(self, step: int) -> float:
         """Learning rate at `step`: lr times lr_decay_factor for every lr_decay_every steps done since lr_decay_from."""
-        if self.lr_decay_every <= 0:
+        if not self.lr_decay_every:
             return self.lr
         return self.lr * self.lr_decay_factor ** (max(0, step - self.lr_decay_from) // self.lr_decay_every)
+
+
+def _finite(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _bad(name: str, reason: str) -> None:
+    raise UsageError(f"--{name.replace('_', '-')}: {reason}")
+
+
+def merge(base: TrainConfig, given: dict[str, Any], resume: bool = False) -> TrainConfig:
+    """`base` with the options given on the command line; on resume only RESUMABLE ones may differ.
+
+    Raises:
+        UsageError: an unknown option, or one a resumed run cannot change.
+    """
+    if resume:
+        fixed = sorted(k for k, v in given.items() if k not in RESUMABLE and getattr(base, k, v) != v)
+        if fixed:
+            raise UsageError(f"--{fixed[0].replace('_', '-')} cannot change on --resume (the run has "
+                             f"{getattr(base, fixed[0])!r}); only {', '.join(sorted(RESUMABLE))} can")
+    return TrainConfig.from_dict({**dataclasses.asdict(base), **given})

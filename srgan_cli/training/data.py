@@ -1,7 +1,8 @@
-"""Training data as a tf.data pipeline: random HR crops of the decoded photos, bicubic x4 LR."""
+"""Training data as a tf.data pipeline: random HR crops of the photos, with bicubic or realistically damaged LR."""
 
 import tensorflow as tf
 
+from srgan_cli.evaluation.degradations import DegradationParams, degrade_crop
 from srgan_cli.training.patches import random_crop
 
 
@@ -27,7 +28,7 @@ def to_training_pair(hr_uint8, scale=4):
     return lr / 255.0, hr / 127.5 - 1.0
 
 
-def make_dataset(images, hr_size, batch_size, seed, first_step=0, scale=4):
+def make_dataset(images, hr_size, batch_size, seed, first_step=0, scale=4, degradation=None):
     """Infinite tf.data pipeline of (lr, hr) batches starting at step `first_step`.
 
     Args:
@@ -37,19 +38,44 @@ def make_dataset(images, hr_size, batch_size, seed, first_step=0, scale=4):
         seed (int): run seed.
         first_step (int): step to start from (for exact resumption).
         scale (int): SR factor.
+        degradation (DegradationParams | None): None: the protocol's bicubic LR; else the realistic pipeline,
+            drawn from (seed, crop index) alone.
 
     Returns:
         tf.data.Dataset: yields float32 (B, h, w, 3) LR in [0,1] and (B, H, W, 3) HR in [-1,1].
     """
+    ds = tf.data.Dataset.range(first_step * batch_size, 2**62)
+    if degradation is None:
+        ds = ds.map(_crop_op(images, hr_size, seed), num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+        ds = ds.batch(batch_size, drop_remainder=True)
+        ds = ds.map(lambda hr: to_training_pair(hr, scale), num_parallel_calls=tf.data.AUTOTUNE)
+    else:
+        pair = _damaged_pair_op(images, hr_size, seed, degradation)
+        ds = ds.map(pair, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+        ds = ds.batch(batch_size, drop_remainder=True)
+    return ds.prefetch(tf.data.AUTOTUNE)
+
+
+def _crop_op(images, hr_size, seed):
     def crop(index):
         return random_crop(images, index, hr_size, seed)
 
     def crop_op(index):
         hr = tf.numpy_function(crop, [index], tf.uint8, stateful=False)
         return tf.ensure_shape(hr, (hr_size, hr_size, 3))
+    return crop_op
 
-    ds = tf.data.Dataset.range(first_step * batch_size, 2**62)
-    ds = ds.map(crop_op, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-    ds = ds.batch(batch_size, drop_remainder=True)
-    ds = ds.map(lambda hr: to_training_pair(hr, scale), num_parallel_calls=tf.data.AUTOTUNE)
-    return ds.prefetch(tf.data.AUTOTUNE)
+
+def _damaged_pair_op(images, hr_size, seed, params: DegradationParams):
+    lr_size = hr_size // params.scale
+
+    def pair(index):
+        hr = random_crop(images, index, hr_size, seed)
+        return degrade_crop(hr, seed, int(index), params), hr
+
+    def pair_op(index):
+        lr, hr = tf.numpy_function(pair, [index], (tf.uint8, tf.uint8), stateful=False)
+        lr = tf.ensure_shape(lr, (lr_size, lr_size, 3))
+        hr = tf.ensure_shape(hr, (hr_size, hr_size, 3))
+        return tf.cast(lr, tf.float32) / 255.0, tf.cast(hr, tf.float32) / 127.5 - 1.0
+    return pair_op

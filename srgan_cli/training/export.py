@@ -9,9 +9,10 @@ import tensorflow as tf
 from onnx import helper, numpy_helper
 
 from srgan_cli.errors import SrganError
+from srgan_cli.training import archs
 from srgan_cli.training.config import TrainConfig
 from srgan_cli.training.layers import Rescale
-from srgan_cli.training.networks import SCALE, build_generator, phase_tail_weights
+from srgan_cli.training.runfolder import RunFolder
 from srgan_cli.upscale.imaging import write_atomic
 
 OPSET = 17
@@ -20,12 +21,13 @@ CHECK_SHAPES = ((1, 23, 37, 3), (2, 31, 18, 3))
 
 
 def _config_near(path):
-    stem = path.name.removesuffix(".weights.h5")
+    """The config.json of a saved generator: `stem.config.json` beside it, or its run folder's."""
+    stem = path.name.removesuffix(".weights.h5").removesuffix(".keras")
     folder = path.parent
     for candidate in (folder / f"{stem}.config.json", folder / "config.json", folder.parent / "config.json"):
         if candidate.is_file():
             return TrainConfig.load(candidate)
-    raise SrganError(f"{path}: a .weights.h5 needs the run's config.json (or {stem}.config.json) beside it")
+    return None
 
 
 def load_generator(source, which="best"):
@@ -36,50 +38,47 @@ def load_generator(source, which="best"):
         which (str): in a run folder, 'best' (by validation PSNR, when kept) or 'latest'.
 
     Returns:
-        tuple: (float32 keras.Model generator, TrainConfig or None, state dict).
+        tuple: (float32 keras.Model generator, TrainConfig or None (a .keras file alone), RunState or None).
     """
     path = Path(source)
-    state = {}
+    state = None
     if path.is_dir():
-        state_file = path / "checkpoint" / "state.json"
-        state = json.loads(state_file.read_text()) if state_file.is_file() else {}
-        best = path / "best_generator.weights.h5"
-        path = best if which == "best" and best.is_file() else path / "generator.weights.h5"
-        if path.name.startswith("best"):
-            state = {**state, "step": state.get("best_step", state.get("step"))}
+        run = RunFolder(path)
+        path, state = run.generator_file(which), run.saved_state(which)
     if not path.is_file():
         raise SrganError(f"{source}: no generator found (expected a run folder, .keras or .weights.h5)")
+    config = _config_near(path)
     try:
         if path.suffix == ".keras":
             loaded = keras.saving.load_model(path, safe_mode=True, compile=False)
-            return _float32_copy(loaded), None, state
-        config = _config_near(path)
-        generator = build_generator(config.blocks, config.channels)
+            return _float32_copy(loaded, config), config, state
+        if config is None:
+            raise SrganError(f"{path}: a .weights.h5 needs the run's config.json (or "
+                             f"{path.name.removesuffix('.weights.h5')}.config.json) beside it")
+        generator = archs.build_generator(config.arch, config.arch_params)
         generator.load_weights(path)
         return generator, config, state
-    except (OSError, ValueError, KeyError) as err:
+    except (OSError, ValueError, KeyError, TypeError) as err:
         raise SrganError(f"{path}: cannot load the generator ({str(err).splitlines()[0][:160]})") from None
 
 
-def generator_shape(generator):
-    """(residual blocks, channels) of a built generator."""
-    blocks = sum(isinstance(layer, keras.layers.Add) for layer in generator.layers) - 1
-    return blocks, generator.layers[1].filters
-
-
-def _float32_copy(model):
+def _float32_copy(model, config):
     """Rebuild under the float32 policy (a mixed-precision model would export float16 outputs)."""
     if model.dtype_policy.name == "float32" and model.compute_dtype == "float32":
         return model
-    clean = build_generator(*generator_shape(model))
+    if config is None:
+        raise SrganError(f"{model.name}: a mixed-precision .keras file needs its run's config.json beside it")
+    clean = archs.build_generator(config.arch, config.arch_params)
     clean.set_weights(model.get_weights())
     return clean
 
 
-def fast_variant(generator):
-    """The same function with the last conv computed in sub-pixel phases at 2x (see networks.phase_tail_weights)."""
-    fast = build_generator(*generator_shape(generator), phase_tail=True)
-    fast.set_weights(phase_tail_weights(generator.get_weights()))
+def fast_variant(generator, config):
+    """The same function as the architecture's faster export variant, when it has one and the config is known."""
+    if config is None or not archs.has_fast_variant(config.arch):
+        return generator
+    fast = archs.build_generator(config.arch, config.arch_params, fast=True)
+    fast.set_weights(archs.fast_weights(config.arch, generator.get_weights()))
     return fast
 
 
@@ -87,13 +86,13 @@ def with_unit_range(generator):
     """Wrap the tanh generator so it maps [0,1] LR to clipped [0,1] SR (the plain consumer contract)."""
     lr = keras.Input((None, None, 3), name="lr")
     sr = Rescale(0.5, 0.5, clip=(0.0, 1.0), name="sr")(generator(lr))
-    return keras.Model(lr, sr, name="srgan_x4")
+    return keras.Model(lr, sr, name="srgan")
 
 
-def _name_dims(model):
+def _name_dims(model, scale):
     for value, names in ((model.graph.input[0], ("batch", "height", "width")),
-                         (model.graph.output[0], ("batch", "height_x4", "width_x4"))):
-        for dim, name in zip(value.type.tensor_type.shape.dim, names):
+                         (model.graph.output[0], ("batch", f"height_x{scale}", f"width_x{scale}"))):
+        for dim, name in zip(value.type.tensor_type.shape.dim, names, strict=False):
             dim.dim_param = name
 
 
@@ -104,7 +103,7 @@ def _rename_output(model, name="sr"):
     model.graph.output[0].name = name
 
 
-def to_onnx(model):
+def to_onnx(model, scale=4):
     """tf2onnx conversion with a dynamic (batch, height, width) NHWC input named 'lr' and output 'sr'."""
     import logging
 
@@ -115,7 +114,7 @@ def to_onnx(model):
     fn = tf.function(lambda lr: model(lr, training=False))
     onnx_model, _ = tf2onnx.convert.from_function(fn, input_signature=spec, opset=OPSET)
     _rename_output(onnx_model)
-    _name_dims(onnx_model)
+    _name_dims(onnx_model, scale)
     return onnx_model
 
 
@@ -196,7 +195,7 @@ def _topological_sort(graph):
     """Reorder graph.node so every node comes after the producers of its inputs (as onnx.checker requires)."""
     known = {v.name for v in graph.input} | {t.name for t in graph.initializer} | {""}
     nodes = [type(n)() for n in graph.node]
-    for copy, node in zip(nodes, graph.node):
+    for copy, node in zip(nodes, graph.node, strict=False):
         copy.CopyFrom(node)
     ordered = []
     while nodes:
@@ -226,18 +225,21 @@ def export(source, output, which="best", fp16=False):
     import onnx
 
     generator, config, state = load_generator(source, which)
+    scale = measured_scale(generator)
     model = with_unit_range(generator)
-    onnx_model = to_onnx(with_unit_range(fast_variant(generator)))  # checked below against the plain model
+    onnx_model = to_onnx(with_unit_range(fast_variant(generator, config)), scale)  # checked below against `model`
     fuse_prelu(onnx_model)
     if fp16:
         onnx_model = _fp16(onnx_model)
-    info = {"scale": SCALE, "layout": "NHWC", "value_range": "0,1",
+    info = {"scale": scale, "layout": "NHWC", "value_range": "0,1",
             "input": "lr: float32 RGB [0,1] (batch,height,width,3)",
-            "output": "sr: float32 RGB [0,1] (batch,4*height,4*width,3)", "source": str(source),
+            "output": f"sr: float32 RGB [0,1] (batch,{scale}*height,{scale}*width,3)", "source": str(source),
             "architecture": _architecture(config, generator), "precision": "fp16" if fp16 else "fp32"}
     if config:
-        info.update({"phase": config.phase, "content_loss": config.content_loss if config.phase == "gan"
-                     else f"pixel {config.pixel_loss}", "steps": state.get("step", "")})
+        info.update({"arch": config.arch, "arch_params": json.dumps(config.arch_params, sort_keys=True),
+                     "phase": config.phase, "degradation": config.degradation,
+                     "content_loss": config.content_loss if config.phase == "gan" else f"pixel {config.pixel_loss}",
+                     "steps": state.step if state else ""})
     add_metadata(onnx_model, info)
     onnx.checker.check_model(onnx_model, full_check=True)
     diff = parity(onnx_model, model)
@@ -249,5 +251,11 @@ def export(source, output, which="best", fp16=False):
 
 
 def _architecture(config, generator):
-    blocks, channels = generator_shape(generator)
-    return f"SRResNet generator (Ledig et al. 2017), {blocks} residual blocks, {channels} channels, x4 pixel shuffle"
+    if config is None:
+        return f"{generator.name}, {generator.count_params()} parameters (a .keras file without its config)"
+    return archs.get(config.arch).describe(archs.params_of(config.arch, config.arch_params))
+
+
+def measured_scale(generator):
+    """The generator's upscaling factor, from one forward pass on an 8x8 input."""
+    return int(generator(np.zeros((1, 8, 8, 3), np.float32), training=False).shape[1]) // 8

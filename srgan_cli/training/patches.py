@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 
 from srgan_cli.errors import SrganError
+from srgan_cli.evaluation.degradations import degrade_crop
 from srgan_cli.evaluation.evaluate import degrade
 from srgan_cli.upscale import imaging
 from srgan_cli.upscale.imaging import find_images
@@ -75,11 +76,15 @@ def random_crop(images, index, hr_size, seed):
     return np.ascontiguousarray(crop)
 
 
-def patch_pairs(images, count, hr_size, seed, first_index=0, scale=4):
-    """`count` (LR, HR) uint8 patch pairs: crops `first_index`... of a run, LR by Pillow's bicubic (the protocol's).
+def patch_pairs(images, count, hr_size, seed, first_index=0, scale=4, degradation=None):
+    """`count` (LR, HR) uint8 patch pairs: crops `first_index`... of a run, LR by Pillow's bicubic (the protocol's)
+    or, with `degradation` (DegradationParams), by the realistic pipeline drawn from (seed, crop index).
 
     Returns:
         tuple: (count, hr_size/scale, hr_size/scale, 3) LR and (count, hr_size, hr_size, 3) HR uint8 arrays.
     """
-    hr = np.stack([random_crop(images, first_index + i, hr_size, seed) for i in range(count)])
-    return np.stack([degrade(patch, scale) for patch in hr]), hr
+    indices = range(first_index, first_index + count)
+    hr = np.stack([random_crop(images, i, hr_size, seed) for i in indices])
+    if degradation is None:
+        return np.stack([degrade(patch, scale) for patch in hr]), hr
+    return np.stack([degrade_crop(patch, seed, i, degradation) for i, patch in zip(indices, hr, strict=False)]), hr

@@ -4,8 +4,8 @@ import keras
 import tensorflow as tf
 from keras import ops
 
-from srgan_cli.training import losses
-from srgan_cli.training.networks import build_discriminator, build_generator
+from srgan_cli.training import archs, losses
+from srgan_cli.training.discriminator import build_discriminator
 
 
 def _adam(lr, mixed_precision=False):
@@ -25,8 +25,9 @@ class Trainer:
         self.config, self.strategy = config, strategy
         self.average = None  # a WeightAverage of the generator, set by the training loop when the run keeps one
         gan = config.phase == "gan"
+        self.scale = archs.get(config.arch).scale
         with strategy.scope():
-            self.generator = build_generator(config.blocks, config.channels)
+            self.generator = archs.build_generator(config.arch, config.arch_params)
             self.g_optimizer = _adam(config.lr, config.mixed_precision)
             self.discriminator = build_discriminator(config.hr_size) if gan else None
             self.d_optimizer = _adam(config.lr, config.mixed_precision) if gan else None

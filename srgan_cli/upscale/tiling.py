@@ -1,14 +1,20 @@
 """Seamless tiled inference: fixed-size windows clamped inside the image, centres kept (pure numpy, no model)."""
 
+from __future__ import annotations
+
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
+
+from srgan_cli.errors import SrganError
 
 # Measured with the trained generator (benchmarks/tiling.py): pad 16 keeps tiles within 1e-5 of the whole image
 # (pad 8: 2.7/255), and 256-pixel tiles (288-pixel windows, about 1.5 GB) were the fastest of 128/192/256.
 DEFAULT_TILE = 256
 DEFAULT_PAD = 16
+Run = Callable[[np.ndarray], np.ndarray]  # float32 (h, w, C) window -> float32 (h*scale, w*scale, C') result
 
 
 @dataclass(frozen=True)
@@ -31,7 +37,7 @@ class Window:
     width: int
 
 
-def plan_axis(length, tile, pad):
+def plan_axis(length: int, tile: int, pad: int) -> tuple[int, list[tuple[int, int, int]]]:
     """Split one axis into near-equal kept spans of at most `tile`, each inside a window of one fixed size.
 
     Args:
@@ -54,14 +60,16 @@ def plan_axis(length, tile, pad):
     return size, spans
 
 
-def plan_windows(height, width, tile, pad):
+def plan_windows(height: int, width: int, tile: int, pad: int) -> list[Window]:
     """All windows covering an HxW image, row by row; every window has the same shape."""
     win_h, rows = plan_axis(height, tile, pad)
     win_w, cols = plan_axis(width, tile, pad)
     return [Window(y0, y1, x0, x1, wy, wx, win_h, win_w) for y0, y1, wy in rows for x0, x1, wx in cols]
 
 
-def upscale_tiled(image, run, scale, tile, pad, finish=None, out=None, on_window=None):
+def upscale_tiled(image: np.ndarray, run: Run, scale: int, tile: int, pad: int,
+                  finish: Callable[[np.ndarray], np.ndarray] | None = None, out: np.ndarray | None = None,
+                  on_window: Callable[[int], object] | None = None) -> np.ndarray:
     """Run `run` over windows of `image` and assemble the kept centres.
 
     Args:
@@ -88,26 +96,30 @@ def upscale_tiled(image, run, scale, tile, pad, finish=None, out=None, on_window
         out[win.y0 * scale:win.y1 * scale, win.x0 * scale:win.x1 * scale] = block
         if on_window:
             on_window((win.y1 - win.y0) * (win.x1 - win.x0))
+    if out is None:
+        raise SrganError("cannot upscale an empty image")
     return out
 
 
-def _dihedral(array, k):
+def _dihedral(array: np.ndarray, k: int) -> np.ndarray:
     """The k-th of the 8 flips/rotations of an HxWxC array (k in 0..7)."""
     array = np.rot90(array, k % 4)
     return array[:, ::-1] if k >= 4 else array
 
 
-def _undo_dihedral(array, k):
+def _undo_dihedral(array: np.ndarray, k: int) -> np.ndarray:
     array = array[:, ::-1] if k >= 4 else array
     return np.rot90(array, -(k % 4))
 
 
-def self_ensemble(run):
+def self_ensemble(run: Run) -> Run:
     """Wrap `run` to average its results over the 8 dihedral transforms (test-time augmentation)."""
-    def ensembled(window):
-        total = None
-        for k in range(8):
-            result = _undo_dihedral(run(np.ascontiguousarray(_dihedral(window, k))), k)
-            total = result.astype(np.float32) if total is None else total + result
+    def ensembled(window: np.ndarray) -> np.ndarray:
+        def transformed(k: int) -> np.ndarray:
+            return _undo_dihedral(run(np.ascontiguousarray(_dihedral(window, k))), k)
+
+        total = transformed(0).astype(np.float32)
+        for k in range(1, 8):
+            total = total + transformed(k)
         return total / 8.0
     return ensembled

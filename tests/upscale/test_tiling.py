@@ -2,10 +2,10 @@
 
 import numpy as np
 import pytest
-from tiny_models import make_sr_model
 
-from srgan_cli.upscale.inference import DEFAULT_PAD, Upscaler
-from srgan_cli.upscale.tiling import plan_axis, plan_windows, upscale_tiled
+from srgan_cli.upscale.inference import Upscaler
+from srgan_cli.upscale.tiling import DEFAULT_PAD, plan_axis, plan_windows, upscale_tiled
+from tests.tiny_models import make_sr_model
 
 SIZES = [(1, 1), (5, 3), (40, 40), (47, 61), (64, 128), (129, 97), (150, 170)]
 
@@ -17,7 +17,7 @@ def test_axis_plan_covers_every_pixel_once_with_one_window_size(length, tile, pa
     kept = np.zeros(length, int)
     for start, end, win in spans:
         kept[start:end] += 1
-        assert 0 <= win and win + size <= length, "window leaves the image"
+        assert win >= 0 and win + size <= length, "window leaves the image"
         assert win <= start and end <= win + size, "kept span outside its window"
         assert start - win >= min(pad, start) and win + size - end >= min(pad, length - end), "context cut short"
     assert (kept == 1).all()

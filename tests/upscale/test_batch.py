@@ -1,18 +1,12 @@
-"""`srgan upscale` as scripts use it: naming, folders, bad files, resumable batches, exit codes, devices, models."""
+"""`srgan upscale` as scripts use it (batch.py): naming, folders, bad files, resumable batches, exit codes."""
 
 import json
-import os
-import subprocess
-import sys
 
-import numpy as np
-import pytest
-from conftest import SRGAN_META, photo_array
 from PIL import Image
-from tiny_models import make_sr_model
 from typer.testing import CliRunner
 
 from srgan_cli.cli import app
+from tests.conftest import photo_array
 
 runner = CliRunner()
 
@@ -121,79 +115,18 @@ def test_missing_input_and_bad_options_are_usage_errors(model_path, rgb_file, tm
     assert upscale(rgb_file, "--model", model_path, "--overwrite", "--skip-existing").exit_code == 2
 
 
-def test_cuda_request_without_cuda_fails_clearly(model_path, rgb_file):
-    result = upscale(rgb_file, "--model", model_path, "--device", "cuda")
-    assert result.exit_code == 1 and "CUDA is not usable" in one_line_error(result)
-    assert not rgb_file.with_name("photo_x4.png").exists()
 
 
-def test_no_default_model_yet_exits_2(monkeypatch, rgb_file):
-    monkeypatch.setattr("srgan_cli.upscale.inference.default_model_path", lambda: None)
-    result = upscale(rgb_file)
-    assert result.exit_code == 2 and "no default model" in result.output
 
 
-def test_shipped_models_are_usable_by_name_and_a_wrong_name_lists_them(monkeypatch, model_path, rgb_file, tmp_path):
-    shipped = tmp_path / "weights"
-    shipped.mkdir()
-    (shipped / "tiny_x4.onnx").write_bytes(model_path.read_bytes())
-    monkeypatch.setattr("srgan_cli.upscale.inference.WEIGHTS_DIRS", (shipped,))
-    result = upscale(rgb_file, "--model", "tiny_x4", "-o", tmp_path / "big.png", "-q")
-    assert result.exit_code == 0, result.output
-    assert Image.open(tmp_path / "big.png").size == (120, 84)
-    result = upscale(rgb_file, "--model", "tiny_x2", "-o", tmp_path / "other.png")
-    assert result.exit_code == 1 and "usable by name: tiny_x4" in one_line_error(result)
-    assert not (tmp_path / "other.png").exists()
 
 
-def test_not_an_onnx_file(tmp_path, rgb_file):
-    fake = tmp_path / "fake.onnx"
-    fake.write_text("not a model")
-    result = upscale(rgb_file, "--model", fake)
-    assert result.exit_code == 1 and "not a usable ONNX model" in one_line_error(result)
 
 
-def test_wrong_channel_count_is_refused(tmp_path, rgb_file):
-    model = make_sr_model(tmp_path / "four.onnx", channels=4, metadata=SRGAN_META)
-    result = upscale(rgb_file, "--model", model)
-    assert result.exit_code == 1 and "4 channels" in result.output
 
 
-def test_foreign_model_without_metadata_is_probed_or_configured(tmp_path, rgb_file):
-    foreign = make_sr_model(tmp_path / "nchw255.onnx", scale=2, layout="NCHW", value_range=(0.0, 255.0))
-    result = upscale(rgb_file, "--model", foreign, "--layout", "NCHW", "--range", "0,255", "-o", tmp_path / "f.png")
-    assert result.exit_code == 0, result.output
-    out = np.asarray(Image.open(tmp_path / "f.png"), dtype=float)
-    assert out.shape == (42, 60, 3)  # scale 2 found by probing
-    assert abs(out.mean() - np.asarray(Image.open(rgb_file), dtype=float).mean()) < 20
 
 
-def test_upscale_path_never_imports_tensorflow(model_path, rgb_file, tmp_path):
-    code = ("import sys; from srgan_cli.cli import main; sys.argv=['srgan','upscale',%r,'--model',%r,'-o',%r,'-q'];"
-            "\ntry: main()\nexcept SystemExit: pass\n"
-            "bad=[m for m in ('tensorflow','keras','tf2onnx') if m in sys.modules]; print('HEAVY', bad)")
-    out = subprocess.run([sys.executable, "-c", code % (str(rgb_file), str(model_path), str(tmp_path / "x.png"))],
-                         capture_output=True, text=True, check=True).stdout
-    assert "HEAVY []" in out
-    assert (tmp_path / "x.png").exists()
-
-
-def test_help_answers(tmp_path):
-    for args in (["--help"], ["upscale", "--help"], ["--version"]):
-        result = subprocess.run([sys.executable, "-m", "srgan_cli", *args], capture_output=True, text=True)
-        assert result.returncode == 0 and result.stdout.strip()
-
-
-def test_interrupted_write_leaves_no_partial_file(tmp_path, monkeypatch):
-    from srgan_cli.upscale import imaging
-
-    def interrupted(*_):
-        raise KeyboardInterrupt
-
-    monkeypatch.setattr(os, "replace", interrupted)
-    with pytest.raises(KeyboardInterrupt):
-        imaging.write_atomic(b"data", tmp_path / "o.png")
-    assert list(tmp_path.iterdir()) == []
 
 
 def test_rerun_on_a_folder_does_not_upscale_its_own_outputs(model_path, tmp_path):

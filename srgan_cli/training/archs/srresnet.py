@@ -1,4 +1,4 @@
-"""The SRGAN networks of Ledig et al. (2017): SRResNet generator and the VGG-style discriminator."""
+"""The SRResNet generator of Ledig et al. (2017), the registry's "srresnet" architecture."""
 
 import itertools
 
@@ -7,8 +7,6 @@ import numpy as np
 from keras import layers
 
 from srgan_cli.training.layers import PixelShuffle
-
-SCALE = 4
 
 
 def _prelu(x, name=None):
@@ -32,7 +30,7 @@ def upsample_block(x, channels):
     return _prelu(x)
 
 
-def build_generator(blocks=16, channels=64, bn_momentum=0.99, name="generator", phase_tail=False):
+def build_generator(blocks=16, channels=64, bn_momentum=0.99, name="generator", fast=False):
     """SRResNet generator: LR RGB in [0,1] of any size -> 4x SR RGB in [-1,1] (tanh).
 
     Args:
@@ -40,7 +38,7 @@ def build_generator(blocks=16, channels=64, bn_momentum=0.99, name="generator", 
         channels (int): feature channels. Default: 64.
         bn_momentum (float): BatchNormalization moving-average momentum. Default: 0.99.
         name (str): model name.
-        phase_tail (bool): inference variant computing the last 9x9 conv at 2x resolution in sub-pixel phases
+        fast (bool): inference variant computing the last 9x9 conv at 2x resolution in sub-pixel phases
             (see `phase_tail_weights`); the same function, faster on CPUs. Default: False.
 
     Returns:
@@ -54,7 +52,7 @@ def build_generator(blocks=16, channels=64, bn_momentum=0.99, name="generator", 
     x = layers.Conv2D(channels, 3, padding="same")(x)
     x = layers.BatchNormalization(momentum=bn_momentum)(x)
     x = layers.Add()([skip, x])
-    if not phase_tail:
+    if not fast:
         for _ in range(2):
             x = upsample_block(x, channels)
         sr = layers.Conv2D(3, 9, padding="same", activation="tanh", name="sr")(x)
@@ -65,8 +63,14 @@ def build_generator(blocks=16, channels=64, bn_momentum=0.99, name="generator", 
     return keras.Model(lr, PixelShuffle(2, name="sr")(x), name=name)
 
 
+def describe(params):
+    """One line for the ONNX metadata."""
+    return (f"SRResNet generator (Ledig et al. 2017), {params['blocks']} residual blocks, {params['channels']} "
+            "channels, x4 pixel shuffle")
+
+
 def phase_tail_weights(weights):
-    """Map generator weights to the phase_tail variant.
+    """Map generator weights to the fast variant (the last conv in sub-pixel phases).
 
     The original tail is shuffle -> PReLU -> 9x9 conv (64 -> 3) at 4x resolution; its 3 output channels waste most
     of a vectorised conv kernel. PReLU commutes with the shuffle (alpha tiled over the 4 phases), and a 9x9 conv
@@ -76,7 +80,7 @@ def phase_tail_weights(weights):
         weights (list): `build_generator(...).get_weights()`.
 
     Returns:
-        list: weights for `build_generator(..., phase_tail=True)`.
+        list: weights for `build_generator(..., fast=True)`.
     """
     *head, alpha, kernel, bias = weights
     channels = kernel.shape[2]
@@ -87,35 +91,3 @@ def phase_tail_weights(weights):
             out, inp = (dy * 2 + dx) * 3, (ey * 2 + ex) * channels
             new_kernel[a, b, inp:inp + channels, out:out + 3] = kernel[u + 4, v + 4]
     return [*head, np.tile(alpha, (1, 1, 4)), new_kernel, np.tile(bias, 4)]
-
-
-def discriminator_block(x, filters, strides, batch_norm=True):
-    """conv3x3 (+BN) + LeakyReLU(0.2)."""
-    x = layers.Conv2D(filters, 3, strides=strides, padding="same")(x)
-    if batch_norm:
-        x = layers.BatchNormalization()(x)
-    return layers.LeakyReLU(0.2)(x)
-
-
-def build_discriminator(hr_size=96, base_filters=64, name="discriminator"):
-    """SRGAN discriminator: HR crop in [-1,1] -> one real/fake logit.
-
-    Args:
-        hr_size (int): side of the square HR crops it judges. Default: 96.
-        base_filters (int): filters of the first block (64 in the paper); doubled every two blocks up to 8x.
-        name (str): model name.
-
-    Returns:
-        keras.Model: functional model (None, hr_size, hr_size, 3) -> (None, 1) logits.
-    """
-    hr = keras.Input((hr_size, hr_size, 3), name="hr")
-    x = discriminator_block(hr, base_filters, 1, batch_norm=False)
-    x = discriminator_block(x, base_filters, 2)
-    for mult in (2, 4, 8):
-        x = discriminator_block(x, base_filters * mult, 1)
-        x = discriminator_block(x, base_filters * mult, 2)
-    x = layers.Flatten()(x)
-    x = layers.Dense(base_filters * 16)(x)
-    x = layers.LeakyReLU(0.2)(x)
-    logits = layers.Dense(1, name="logits")(x)
-    return keras.Model(hr, logits, name=name)

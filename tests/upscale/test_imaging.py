@@ -1,16 +1,19 @@
-"""Every image mode a user meets survives `upscale`: size x4, mode and bit depth kept, alpha, EXIF, ICC, DPI."""
+"""Every image mode a user meets survives `upscale` (imaging.py, formats.py): size x4, mode and bit depth kept,
+alpha, EXIF, ICC, DPI; the folder walker; atomic writes."""
 
 import io
+import os
 
 import numpy as np
 import png
 import pytest
 import tifffile
-from conftest import photo_array
 from PIL import Image, ImageCms
 
-from srgan_cli.upscale import imaging
+from srgan_cli.errors import SrganError
+from srgan_cli.upscale import formats, imaging
 from srgan_cli.upscale.inference import Upscaler
+from tests.conftest import photo_array
 
 
 @pytest.fixture(scope="module")
@@ -20,7 +23,7 @@ def upscaler(model_path):
 
 def roundtrip(upscaler, src, dst):
     photo = upscaler.upscale_photo(imaging.read_photo(src))
-    data, notes = imaging.encode_photo(photo, imaging.output_format(dst))
+    data, notes = formats.encode_photo(photo, formats.output_format(dst))
     imaging.write_atomic(data, dst)
     return photo, notes
 
@@ -62,7 +65,8 @@ def test_16bit_gray_png_stays_16bit_even_when_dark(upscaler, tmp_path):
 
 def test_16bit_rgb_png_is_read_and_written_at_16_bits(upscaler, tmp_path):
     array = photo_array(9, 11, 3, dtype=np.uint16)
-    png.Writer(11, 9, greyscale=False, bitdepth=16).write(open(tmp_path / "c16.png", "wb"), array.reshape(9, 33))
+    with open(tmp_path / "c16.png", "wb") as f:
+        png.Writer(11, 9, greyscale=False, bitdepth=16).write(f, array.reshape(9, 33))
     photo = imaging.read_photo(tmp_path / "c16.png")
     assert photo.color.dtype == np.uint16 and np.array_equal(photo.color, array)
     roundtrip(upscaler, tmp_path / "c16.png", tmp_path / "o16.png")
@@ -110,7 +114,7 @@ def test_icc_dpi_and_exif_are_carried(upscaler, tmp_path):
 def test_16bit_png_keeps_icc(upscaler, tmp_path):
     icc = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
     photo = imaging.Photo(photo_array(6, 6, 3, dtype=np.uint16), icc=icc, dpi=(72.0, 72.0))
-    data, _ = imaging.encode_photo(upscaler.upscale_photo(photo), "PNG")
+    data, _ = formats.encode_photo(upscaler.upscale_photo(photo), "PNG")
     out = Image.open(io.BytesIO(data))
     assert out.info.get("icc_profile") == icc
 
@@ -134,18 +138,28 @@ def test_jpeg_output_of_rgba_is_flattened_with_a_note(upscaler, tmp_path):
     assert Image.open(tmp_path / "a.jpg").mode == "RGB" and "alpha" in notes[0]
 
 
-def test_python_api_takes_and_returns_pil_images(upscaler):
-    for mode in ("RGB", "L", "RGBA", "LA"):
-        out = upscaler.upscale(Image.fromarray(photo_array(7, 5, 4)).convert(mode))
-        assert (out.size, out.mode) == ((20, 28), mode)
+def test_interrupted_write_leaves_no_partial_file(tmp_path, monkeypatch):
+    def interrupted(*_):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(os, "replace", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        imaging.write_atomic(b"data", tmp_path / "o.png")
+    assert list(tmp_path.iterdir()) == []
 
 
-def test_one_upscaler_serves_several_threads(upscaler):
-    from concurrent.futures import ThreadPoolExecutor
+def test_the_folder_walker_finds_images_in_any_case_sorted_and_counts_the_rest(tmp_path):
+    (tmp_path / "b" / "c").mkdir(parents=True)
+    for name in ("z.PNG", "a.jpeg", "b/x.Tif", "b/c/y.gif", "notes.txt", "b/c/raw.cr2", ".hidden.png"):
+        (tmp_path / name).write_bytes(b"")
+    images, others = imaging.scan_folder(tmp_path)
+    assert [p.relative_to(tmp_path).as_posix() for p in images] == ["a.jpeg", "b/c/y.gif", "b/x.Tif", "z.PNG"]
+    assert others == 2  # notes.txt and raw.cr2; hidden files are neither
+    assert imaging.find_images(tmp_path, {".png"}) == [tmp_path / "z.PNG"]
+    with pytest.raises(SrganError, match="not a folder"):
+        imaging.find_images(tmp_path / "a.jpeg")
 
-    images = [Image.fromarray(photo_array(9 + i, 13 + 2 * i, seed=i)) for i in range(6)]
-    expected = [np.asarray(upscaler.upscale(im)) for im in images]
-    with ThreadPoolExecutor(4) as pool:
-        results = list(pool.map(lambda im: np.asarray(upscaler.upscale(im)), images * 3))
-    for i, result in enumerate(results):
-        np.testing.assert_array_equal(result, expected[i % len(images)])
+
+def test_the_old_photo_io_names_stay_importable_from_imaging():
+    assert imaging.encode_photo is formats.encode_photo and imaging.output_format is formats.output_format
+    assert imaging.READ_SUFFIXES is formats.READ_SUFFIXES
