@@ -9,7 +9,8 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from srgan_cli.cli.app import app, run_or_exit
-from srgan_cli.cli.upscale import DeviceOption, TileOption, TilePadOption, make_settings, open_upscaler
+from srgan_cli.cli.upscale import SHIPPED, DeviceOption, TileOption, TilePadOption, make_settings, open_upscaler
+from srgan_cli.console import info_line, make_progress
 from srgan_cli.evaluation.degradations import SPEC_HELP
 from srgan_cli.upscale.tiling import DEFAULT_PAD, DEFAULT_TILE
 
@@ -17,6 +18,7 @@ if TYPE_CHECKING:
     from rich.table import Table
 
     from srgan_cli.evaluation.evaluate import ImageResult, Score
+    from srgan_cli.upscale.inference import Upscaler
 
 
 def _number(value: float | None, spec: str) -> str:
@@ -29,21 +31,23 @@ def _cell(score: Score, niqe: bool) -> str:
 
 
 def _score_table(title: str, rows: list[ImageResult], methods: list[str], niqe: bool) -> Table:
+    from rich.markup import escape
     from rich.table import Table
 
     from srgan_cli.evaluation.evaluate import ORIGINAL
 
-    table = Table(title=title, title_justify="left")
-    table.add_column("image", min_width=6)
+    table = Table(title=escape(title), title_justify="left")  # names are shown as they are, never as markup
+    table.add_column("image", min_width=6, overflow="fold")
     for method in methods:
-        table.add_column(f"{method}\nPSNR  SSIM  grid  tint  halo" + ("  NIQE" if niqe else ""), justify="right")
+        table.add_column(escape(f"{method}\nPSNR  SSIM  grid  tint  halo" + ("  NIQE" if niqe else "")),
+                         justify="right")
     if niqe:
         table.add_column(f"{ORIGINAL}\nNIQE", justify="right")
     for row in rows:
         cells = [_cell(row.scores[m], niqe) for m in methods]
         if niqe:
             cells.append(_number(row.original_niqe, ".2f"))
-        table.add_row(row.name, *cells)
+        table.add_row(escape(row.name), *cells)
     return table
 
 
@@ -57,8 +61,7 @@ def _title(folder: Path, count: int, spec: str) -> str:
 @app.command()
 def evaluate(
     folders: Annotated[list[Path], typer.Argument(help="Folders of HR images (e.g. Set5 Set14 BSD100).")],
-    model: Annotated[list[Path] | None, typer.Option(help="ONNX model file(s) or shipped model name(s) to score (default: the shipped one); "
-                                                       "repeat to compare.")] = None,
+    model: Annotated[list[Path] | None, typer.Option(help=f"ONNX model file(s) or shipped model name(s) ({SHIPPED}) to score (default: the shipped default); repeat to compare.", show_default=False)] = None,
     device: DeviceOption = "auto",
     tile: TileOption = str(DEFAULT_TILE),
     tile_pad: TilePadOption = DEFAULT_PAD,
@@ -71,25 +74,49 @@ def evaluate(
     quiet: Annotated[bool, typer.Option("--quiet", "-q")] = False,
 ) -> None:
     """Score models against bicubic: x4 bicubic LR, Y-channel PSNR/SSIM with a 4 px border (standard protocol)."""
-    from rich.console import Console
-
-    from srgan_cli.evaluation.evaluate import evaluate_folder, folder_report, mean_result, parse_damage, write_json
+    from srgan_cli.evaluation.evaluate import check_folders, folder_report, method_names, parse_damage, write_json
+    from srgan_cli.upscale.files import check_writable
 
     damage = run_or_exit(parse_damage, degrade or [])
+    run_or_exit(check_folders, folders)
+    for target, is_folder in ((json_file, False), (save, True)):
+        if target is not None:
+            run_or_exit(check_writable, target, is_folder)
     base = run_or_exit(make_settings, device=device, tile=tile, tile_pad=tile_pad)
     models: list[Path | None] = [*model] if model else [None]
-    names = [m.stem if m else "default" for m in models]
+    names = run_or_exit(method_names, models)
     modes = (False, True) if tta else (False,)
     upscalers = {name + ("+tta" if t else ""): run_or_exit(open_upscaler, replace(base, model=m, tta=t), True)
                  for name, m in zip(names, models, strict=True) for t in modes}
-    console = Console()
     report: dict[str, dict[str, Any]] = {}
     for folder in folders:
-        by_spec = run_or_exit(evaluate_folder, folder, upscalers, save, damage=damage, with_niqe=niqe)
+        by_spec = _evaluate_one(folder, upscalers, save, damage, niqe, quiet)
         report[folder.name] = {spec: folder_report(results) for spec, results in by_spec.items()}
-        for spec, results in by_spec.items():
-            rows = [*(results if per_image else []), mean_result(results)]
-            if not quiet:
-                console.print(_score_table(_title(folder, len(results), spec), rows, list(rows[0].scores), niqe))
+        if not quiet:
+            _print_tables(folder, by_spec, per_image, niqe)
     if json_file:
         run_or_exit(write_json, report, json_file)
+
+
+def _evaluate_one(folder: Path, upscalers: dict[str, Upscaler], save: Path | None, damage: dict[str, Any],
+                  niqe: bool, quiet: bool) -> dict[str, list[ImageResult]]:
+    """One folder through the protocol, with a progress bar (on a terminal) and a note per image skipped."""
+    from srgan_cli.evaluation.evaluate import evaluate_folder
+    from srgan_cli.upscale.imaging import find_images
+
+    with make_progress(quiet) as progress:
+        task = progress.add_task(folder.name, total=len(find_images(folder)))
+        return run_or_exit(evaluate_folder, folder, upscalers, save, damage=damage, with_niqe=niqe,
+                           on_image=lambda _: progress.advance(task),
+                           on_skip=lambda line: info_line(f"note: {line}", quiet))
+
+
+def _print_tables(folder: Path, by_spec: dict[str, list[ImageResult]], per_image: bool, niqe: bool) -> None:
+    from rich.console import Console
+
+    from srgan_cli.evaluation.evaluate import mean_result
+
+    console = Console()
+    for spec, results in by_spec.items():
+        rows = [*(results if per_image else []), mean_result(results)]
+        console.print(_score_table(_title(folder, len(results), spec), rows, list(rows[0].scores), niqe))

@@ -9,6 +9,7 @@ import typer
 from srgan_cli.cli.app import app, run_or_exit
 from srgan_cli.cli.train import quiet_tensorflow
 from srgan_cli.console import info_line
+from srgan_cli.upscale.files import check_writable
 
 
 class Which(str, Enum):
@@ -25,6 +26,7 @@ def export(
     quiet: Annotated[bool, typer.Option("--quiet", "-q")] = False,
 ):
     """Convert a trained generator to ONNX, verified against Keras before it is written."""
+    run_or_exit(check_writable, output)  # before the minutes of conversion, not after
     quiet_tensorflow()
     from srgan_cli.training.export import export as export_model
 

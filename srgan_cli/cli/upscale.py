@@ -7,6 +7,8 @@ The model options (`--model`, `--device`, `--tile`, `--tile-pad`) are declared o
 from __future__ import annotations
 
 import json
+import re
+from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -14,16 +16,19 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 from rich.progress import Progress
 
-from srgan_cli.cli.app import app, run_or_exit
+from srgan_cli.cli.app import app, interrupt_exit_code, run_or_exit, sigterm_as_interrupt
 from srgan_cli.console import RateColumn, error_line, info_line, make_progress
 from srgan_cli.errors import UsageError
-from srgan_cli.upscale.formats import format_names
+from srgan_cli.upscale.formats import format_names, parse_format
+from srgan_cli.upscale.models import shipped_models
 from srgan_cli.upscale.tiling import DEFAULT_PAD, DEFAULT_TILE
 
 if TYPE_CHECKING:
-    from srgan_cli.upscale.batch import Outcome
+    from srgan_cli.upscale.batch import Job, Options, Outcome
     from srgan_cli.upscale.inference import Upscaler, UpscaleSettings
 
+SHIPPED = ", ".join(shipped_models()) or "none"
+MODEL_HELP = f"ONNX model file, or a shipped model by name ({SHIPPED}); default: the shipped default."
 DeviceOption = Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N.")]
 TileOption = Annotated[str, typer.Option(help="Tile side in LR pixels, 0 for whole image, or auto.")]
 TilePadOption = Annotated[int, typer.Option(min=0, help="Context pixels per tile side.")]
@@ -42,7 +47,7 @@ def parse_tile(text: str) -> int | None:
     """
     if text == "auto":
         return None
-    if text.isdigit():
+    if re.fullmatch(r"[0-9]+", text):  # ASCII digits only: str.isdigit() also takes '²', which int() refuses
         return int(text)
     raise UsageError(f"--tile {text}: use a whole number of LR pixels, 0 (whole image) or auto")
 
@@ -56,18 +61,48 @@ def _image_pixels(path: Path) -> int:
         return 0
 
 
-class Reporter:
-    """Turns outcomes into progress, JSON lines, one line per failure and the final counts."""
+@dataclass
+class Tally:
+    """What a batch did so far: the counts of the summary line and the files in folders it left alone."""
 
-    def __init__(self, progress: Progress, as_json: bool, quiet: bool) -> None:
-        self.progress, self.as_json, self.quiet = progress, as_json, quiet
-        self.counts = {"done": 0, "skipped": 0, "failed": 0}
+    counts: dict[str, int] = field(default_factory=lambda: {"done": 0, "skipped": 0, "failed": 0})
+    ignored: int = 0
+
+    def summary(self) -> str:
+        """'3 done, 1 skipped, 0 failed (2 other files in folders ignored)'."""
+        counts = self.counts
+        line = f"{counts['done']} done, {counts['skipped']} skipped, {counts['failed']} failed"
+        return line + (f" ({self.ignored} other files in folders ignored)" if self.ignored else "")
+
+
+class Reporter:
+    """Turns outcomes into progress, JSON lines, one line per failure and the counts.
+
+    The bars count only the work left: jobs ended before any work (existing outputs, clashes) are counted but never
+    enter the totals, and a file that fails or is skipped later leaves the pixel total with its pixels.
+    """
+
+    def __init__(self, progress: Progress, as_json: bool, quiet: bool, tally: Tally) -> None:
+        self.progress, self.as_json, self.quiet, self.tally = progress, as_json, quiet, tally
         self.files = progress.add_task("files", total=0, rate=False)
         self.pixels = progress.add_task("LR pixels", total=0)
+        self.expected: dict[Path, int] | None = None  # LR pixels per planned job (None: not planned yet)
+        self.pixel_total = 0
+
+    def on_plan(self, todo: list[Job]) -> None:
+        """Size the bars from the jobs that will run (image headers only)."""
+        self.expected = {job.source: _image_pixels(job.source) for job in todo}
+        self.progress.update(self.files, total=len(todo))
+        self.pixel_total = sum(self.expected.values())
+        self.progress.update(self.pixels, total=self.pixel_total)
 
     def __call__(self, outcome: Outcome) -> None:
-        self.counts[outcome.status] += 1
-        self.progress.advance(self.files)
+        self.tally.counts[outcome.status] += 1
+        if self.expected is not None:
+            self.progress.advance(self.files)
+            if outcome.status != "done":
+                self.pixel_total -= self.expected.get(outcome.job.source, 0)
+                self.progress.update(self.pixels, total=self.pixel_total, advance=-outcome.lr_pixels)
         if self.as_json:
             print(json.dumps(outcome.as_dict()), flush=True)
         if outcome.status == "failed":
@@ -76,6 +111,7 @@ class Reporter:
             info_line(f"note: {outcome.job.source}: {'; '.join(outcome.notes)}")
 
     def on_window(self, lr_pixels: int) -> None:
+        """Progress hook of the tiler: LR pixels done (negative: taken back before a retry)."""
         self.progress.advance(self.pixels, lr_pixels)
 
 
@@ -95,13 +131,34 @@ def make_settings(tile: str = str(DEFAULT_TILE), **options: Any) -> UpscaleSetti
 
 
 def open_upscaler(settings: UpscaleSettings, quiet: bool) -> Upscaler:
-    """The Upscaler of `settings`; with --device auto, one info line says which device it chose."""
+    """The Upscaler of `settings`; one info line says which device --device auto chose, one which tile --tile auto."""
     from srgan_cli.upscale.inference import Upscaler
 
     upscaler = Upscaler.from_settings(settings)
     if settings.device == "auto":
         info_line(f"device: {upscaler.device}", quiet)
+    if upscaler.tile_note:
+        info_line(upscaler.tile_note, quiet)
     return upscaler
+
+
+def _run(inputs: list[Path], settings: UpscaleSettings, options: Options, suffix: str | None,
+         shard: tuple[int, int] | None, tally: Tally, as_json: bool, quiet: bool) -> None:
+    """Open the model, name the outputs after the real scale, clean up after killed runs, and run the batch."""
+    from srgan_cli.upscale import batch
+
+    upscaler = run_or_exit(open_upscaler, settings, quiet)
+    options.suffix = suffix if suffix is not None else batch.scale_suffix(settings.outscale or upscaler.scale)
+    jobs, tally.ignored = run_or_exit(batch.collect_jobs, inputs, options,
+                                      lambda folder: info_line(f"warning: {folder}: no images in this folder", quiet))
+    if shard:
+        jobs = batch.shard_jobs(jobs, *shard)
+    removed = batch.clean_stale_parts(jobs)
+    if removed:
+        info_line(f"removed {removed} stale temporary files (.part) left by killed runs", quiet)
+    with make_progress(quiet or as_json, RateColumn("MP/s", 1e-6)) as progress:
+        reporter = Reporter(progress, as_json, quiet, tally)
+        batch.run_batch(jobs, upscaler.upscale_photo, options, reporter, reporter.on_window, reporter.on_plan)
 
 
 @app.command()
@@ -109,15 +166,15 @@ def upscale(
     inputs: Annotated[list[Path], typer.Argument(metavar="INPUT", help="Image files and/or folders (walked recursively).",
                                                  show_default=False)],
     output: Annotated[Path | None, typer.Option("--output", "-o", help="Output file (one input) or folder. "
-                                                   "Default: <stem>_x4.<ext> beside each input.")] = None,
-    model: Annotated[Path | None, typer.Option(help="ONNX model file or shipped model name (default: the shipped model).")] = None,
+                                                   "Default: <stem>_x4.<ext> beside each input (the suffix follows the final scale).")] = None,
+    model: Annotated[Path | None, typer.Option(help=MODEL_HELP, show_default=False)] = None,
     device: DeviceOption = "auto",
     tile: TileOption = str(DEFAULT_TILE),
     tile_pad: TilePadOption = DEFAULT_PAD,
     outscale: Annotated[float | None, typer.Option(min=0.01, help="Final scale if not the model's (e.g. 2, 3.5).")] = None,
     tta: Annotated[bool, typer.Option(help="Average the 8 flips/rotations (8x slower).")] = False,
     alpha: Annotated[AlphaMode, typer.Option(help="How transparency is upscaled.")] = AlphaMode.bicubic,
-    suffix: Annotated[str, typer.Option(help="Added to output file names in folders.")] = "_x4",
+    suffix: Annotated[str | None, typer.Option(help="Added to output file names in folders. Default: _x<final scale>, e.g. _x4, or _x2 with --outscale 2.", show_default=False)] = None,
     format: Annotated[str | None, typer.Option("--format", metavar=f"<{'|'.join(format_names())}>", help="Output format (default: the input's).", show_default=False)] = None,
     quality: Annotated[int, typer.Option(min=1, max=100, help="JPEG/WebP quality.")] = 95,
     overwrite: Annotated[bool, typer.Option(help="Replace existing outputs.")] = False,
@@ -139,23 +196,20 @@ def upscale(
     settings = run_or_exit(make_settings, model=model, device=device, tile=tile, tile_pad=tile_pad, tta=tta,
                            alpha=alpha.value, threads=threads, scale=scale, layout=layout, value_range=value_range,
                            outscale=outscale)
-    options = batch.Options(out=output, suffix=suffix, fmt=format, quality=quality, overwrite=overwrite,
+    options = batch.Options(out=output, fmt=format, quality=quality, overwrite=overwrite,
                             skip_existing=skip_existing, max_pixels=max_pixels)
-    jobs, ignored = run_or_exit(batch.collect_jobs, inputs, options)
-    if shard:
-        jobs = batch.shard_jobs(jobs, *run_or_exit(batch.parse_shard, shard))
-    upscaler = run_or_exit(open_upscaler, settings, quiet)
-    with make_progress(quiet or as_json, RateColumn("MP/s", 1e-6)) as progress:
-        reporter = Reporter(progress, as_json, quiet)
-        progress.update(reporter.files, total=len(jobs))
-        progress.update(reporter.pixels, total=sum(_image_pixels(j.source) for j in jobs) if jobs else 0)
+    if format:
+        run_or_exit(parse_format, format)
+    run_or_exit(batch.check_inputs, inputs, options)
+    parts = run_or_exit(batch.parse_shard, shard) if shard else None
+    tally = Tally()
+    with sigterm_as_interrupt():
         try:
-            batch.run_batch(jobs, upscaler.upscale_photo, options, reporter, reporter.on_window)
-        except KeyboardInterrupt:
+            _run(inputs, settings, options, suffix, parts, tally, as_json, quiet)
+        except KeyboardInterrupt as stop:
             error_line("interrupted: finished files are complete, no partial file was left")
-            raise typer.Exit(130) from None
-    counts = reporter.counts
-    summary = f"{counts['done']} done, {counts['skipped']} skipped, {counts['failed']} failed"
-    info_line(summary + (f" ({ignored} other files in folders ignored)" if ignored else ""), quiet or as_json)
-    if counts["failed"]:
+            info_line(tally.summary(), quiet)
+            raise typer.Exit(interrupt_exit_code(stop)) from None
+    info_line(tally.summary(), quiet or as_json)
+    if tally.counts["failed"]:
         raise typer.Exit(1)

@@ -7,14 +7,12 @@ the image name: the same on every run), upscaled by bicubic and every model, and
 
 from __future__ import annotations
 
-import json
 import math
 import re
 import zlib
-from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, field, fields, replace
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 from PIL import Image
@@ -22,70 +20,31 @@ from PIL import Image
 from srgan_cli.errors import SrganError, UsageError
 from srgan_cli.evaluation.degradations import Step, apply_spec, parse_spec
 from srgan_cli.evaluation.metrics import SSIM_WINDOW, colour_shift, edge_overshoot, grid_db, mod_crop, psnr_y, ssim_y
+from srgan_cli.evaluation.report import ORIGINAL, ImageResult, Score, folder_report, mean_result, to_json, write_json
 from srgan_cli.upscale import formats, imaging
 
 if TYPE_CHECKING:
     from srgan_cli.upscale.inference import Upscaler
 
+__all__ = ["BICUBIC", "CLEAN", "ORIGINAL", "ImageResult", "Score", "TooSmall", "bicubic_upscale", "check_folders",
+           "damaged_lr", "degrade", "evaluate_folder", "folder_report", "load_hr", "mean_result", "method_names",
+           "parse_damage", "score", "side_by_side", "to_json", "write_json"]
+
 BICUBIC = "bicubic"  # the baseline method, scored beside every model
-ORIGINAL = "original"  # the HR images themselves: NIQE only
 CLEAN = "clean"  # the degradation spec of the undamaged protocol (the default)
 Damage = Mapping[str, tuple[Step, ...]]  # spec text -> parsed steps (CLEAN -> ())
 
 
-@dataclass
-class Score:
-    """One method's scores on one image, or their means.
-
-    Attributes:
-        psnr: Y-channel PSNR in dB (inf for an exact output).
-        ssim: Y-channel SSIM.
-        grid: `metrics.grid_db`, the LR-grid-periodic error in dB (0-7 for bicubic).
-        tint: `metrics.colour_shift`, the largest per-channel mean error in 8-bit levels.
-        halo: `metrics.edge_overshoot`, output beyond the photo's local range at strong edges, in levels.
-        niqe: NIQE of the whole output (lower = more natural), None unless asked for; nan where the image is too
-            small for it.
-    """
-
-    psnr: float
-    ssim: float
-    grid: float
-    tint: float
-    halo: float
-    niqe: float | None = None
-
-    def as_dict(self) -> dict[str, float]:
-        """The scores computed (niqe only when asked for)."""
-        return {k: v for k, v in asdict(self).items() if v is not None}
-
-
-@dataclass
-class ImageResult:
-    """The scores of every method on one image (or their means, named 'mean').
-
-    Attributes:
-        name: the image's file stem.
-        scores: method ('bicubic' or a model name) -> Score.
-        original_niqe: NIQE of the HR image itself, with NIQE asked for.
-    """
-
-    name: str
-    scores: dict[str, Score] = field(default_factory=dict)
-    original_niqe: float | None = None
-
-    def as_dict(self) -> dict[str, dict[str, float]]:
-        """method -> scores, plus 'original' -> {'niqe': ...} with NIQE asked for."""
-        out = {method: score.as_dict() for method, score in self.scores.items()}
-        if self.original_niqe is not None:
-            out[ORIGINAL] = {"niqe": self.original_niqe}
-        return out
+class TooSmall(SrganError):
+    """An HR image too small to score (skipped with a note, unless no image of the folder is big enough)."""
 
 
 def load_hr(path: str | Path, scale: int, border: int = 4) -> np.ndarray:
     """HR image as 8-bit RGB (grayscale replicated), cropped to multiples of the scale; big enough to score.
 
     Raises:
-        SrganError: unreadable, or too small to score (both naming the file).
+        TooSmall: too small to score (naming the file).
+        SrganError: unreadable (naming the file).
     """
     try:
         hr = mod_crop(imaging.read_rgb8(path), scale)
@@ -93,7 +52,7 @@ def load_hr(path: str | Path, scale: int, border: int = 4) -> np.ndarray:
         raise SrganError(f"{path}: {err}") from None
     least = 2 * border + SSIM_WINDOW
     if min(hr.shape[:2]) < least:
-        raise SrganError(f"{path}: {hr.shape[1]}x{hr.shape[0]} after cropping to multiples of {scale} is too small "
+        raise TooSmall(f"{path}: {hr.shape[1]}x{hr.shape[0]} after cropping to multiples of {scale} is too small "
                          f"to score (SSIM needs {least}x{least} pixels with a {border} px border)")
     return hr
 
@@ -187,8 +146,9 @@ def _crop_path(save_dir: str | Path, folder: str | Path, spec: str, stem: str) -
 
 
 def evaluate_folder(folder: str | Path, upscalers: Mapping[str, Upscaler], save_dir: str | Path | None = None,
-                    border: int = 4, *, damage: Damage | None = None,
-                    with_niqe: bool = False) -> dict[str, list[ImageResult]]:
+                    border: int = 4, *, damage: Damage | None = None, with_niqe: bool = False,
+                    on_image: Callable[[Path], object] | None = None,
+                    on_skip: Callable[[str], object] | None = None) -> dict[str, list[ImageResult]]:
     """Score bicubic and each upscaler on every image of `folder`, for every degradation spec.
 
     Args:
@@ -199,12 +159,15 @@ def evaluate_folder(folder: str | Path, upscalers: Mapping[str, Upscaler], save_
         damage: spec -> steps from `parse_damage` (default: clean only). The damage is applied to the LR after the
             bicubic downscale, seeded by the image name; the bicubic row is upscaled from the same damaged LR.
         with_niqe: add NIQE for every method and for the HR originals.
+        on_image: called with each image's path once it is scored (progress).
+        on_skip: called with one line per image too small to score, skipped (after the folder, when some image
+            was scored: with none, that line is the error).
 
     Returns:
         spec -> ImageResult per image, in file order.
 
     Raises:
-        SrganError: no images, or an image that cannot be read or scored (named).
+        SrganError: no images, no image big enough to score, or an image that cannot be read (named).
         UsageError: no upscalers, or upscalers of different scales.
     """
     paths = imaging.find_images(folder)
@@ -213,77 +176,62 @@ def evaluate_folder(folder: str | Path, upscalers: Mapping[str, Upscaler], save_
     scale = _common_scale(upscalers)
     damage = damage or {CLEAN: ()}
     results: dict[str, list[ImageResult]] = {spec: [] for spec in damage}
+    skipped: list[str] = []
     for path in paths:
-        hr = load_hr(path, scale, border)
-        original = _niqe(hr, border) if with_niqe else None
-        for spec, steps in damage.items():
-            lr = damaged_lr(hr, scale, steps, path.stem)
-            outputs = {BICUBIC: bicubic_upscale(lr, scale)}
-            for name, upscaler in upscalers.items():
-                outputs[name] = upscaler.upscale_array(lr.astype(np.float32) / 255.0, np.uint8)
-            scores = {method: score(sr, hr, scale, border, with_niqe) for method, sr in outputs.items()}
-            results[spec].append(ImageResult(path.stem, scores, original))
-            if save_dir:
-                side_by_side(list(outputs.values()), hr, _crop_path(save_dir, folder, spec, path.stem))
+        try:
+            hr = load_hr(path, scale, border)
+        except TooSmall as small:
+            skipped.append(f"{small}: skipped")
+            continue
+        _score_image(path, hr, folder, upscalers, scale, border, damage, with_niqe, save_dir, results)
+        if on_image:
+            on_image(path)
+    if skipped and not any(results.values()):
+        more = f" (and {len(skipped) - 1} more images too small)" if len(skipped) > 1 else ""
+        raise SrganError(skipped[0].removesuffix(": skipped") + more)
+    for line in skipped:
+        if on_skip:
+            on_skip(line)
     return results
 
 
-def _mean(values: Sequence[float]) -> float:
-    return float(np.mean(values))
+def _score_image(path: Path, hr: np.ndarray, folder: str | Path, upscalers: Mapping[str, Upscaler], scale: int,
+                 border: int, damage: Damage, with_niqe: bool, save_dir: str | Path | None,
+                 results: dict[str, list[ImageResult]]) -> None:
+    """Score one HR image for every spec and method, appending to `results` (crops saved with `save_dir`)."""
+    original = _niqe(hr, border) if with_niqe else None
+    for spec, steps in damage.items():
+        lr = damaged_lr(hr, scale, steps, path.stem)
+        outputs = {BICUBIC: bicubic_upscale(lr, scale)}
+        for name, upscaler in upscalers.items():
+            outputs[name] = upscaler.upscale_array(lr.astype(np.float32) / 255.0, np.uint8)
+        scores = {method: score(sr, hr, scale, border, with_niqe) for method, sr in outputs.items()}
+        results[spec].append(ImageResult(path.stem, scores, original))
+        if save_dir:
+            side_by_side(list(outputs.values()), hr, _crop_path(save_dir, folder, spec, path.stem))
 
 
-def _mean_niqe(values: Sequence[float | None]) -> float | None:
-    """Mean over the images NIQE could score (None: not computed; nan: none could be)."""
-    if all(v is None for v in values):
-        return None
-    finite = [v for v in values if v is not None and math.isfinite(v)]
-    return float(np.mean(finite)) if finite else math.nan
-
-
-def mean_result(results: Sequence[ImageResult]) -> ImageResult:
-    """Per method, the mean of every score over the images, as an ImageResult named 'mean'.
-
-    NIQE means leave out the images too small for NIQE.
-
-    Raises:
-        SrganError: no results.
-    """
-    if not results:
-        raise SrganError("no images to average")
-    full_reference = [f.name for f in fields(Score) if f.name != "niqe"]
-    means = {}
-    for method in results[0].scores:
-        scores = [r.scores[method] for r in results]
-        mean = Score(*(_mean([getattr(s, name) for s in scores]) for name in full_reference))
-        means[method] = replace(mean, niqe=_mean_niqe([s.niqe for s in scores]))
-    return ImageResult("mean", means, _mean_niqe([r.original_niqe for r in results]))
-
-
-def folder_report(results: Sequence[ImageResult]) -> dict[str, Any]:
-    """The JSON section of one folder and spec: {'images': {name: {method: scores}}, 'mean': {method: scores}}."""
-    return {"images": {r.name: r.as_dict() for r in results}, "mean": mean_result(results).as_dict()}
-
-
-def _finite(value: Any) -> Any:
-    """`value` with every non-finite float replaced by None, recursively (JSON has no inf or nan)."""
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, Mapping):
-        return {k: _finite(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_finite(v) for v in value]
-    return value
-
-
-def to_json(report: Mapping[str, Any]) -> str:
-    """Strict JSON text of a report (folder -> spec -> `folder_report`): non-finite numbers become null."""
-    return json.dumps(_finite(report), indent=2, allow_nan=False) + "\n"
-
-
-def write_json(report: Mapping[str, Any], path: str | Path) -> None:
-    """Write `to_json(report)` atomically.
+def method_names(models: Sequence[str | Path | None]) -> list[str]:
+    """A distinct column name per model: its stem ('srgan_x4'), 'parent/stem' where stems clash, 'default' for None.
 
     Raises:
-        SrganError: the file cannot be written.
+        UsageError: the same model given twice.
     """
-    _write(to_json(report).encode(), path)
+    stems = [Path(m).stem if m else "default" for m in models]
+    names = [f"{Path(m).parent.name}/{stem}" if m and stems.count(stem) > 1 else stem
+             for m, stem in zip(models, stems, strict=True)]
+    for name in names:
+        if names.count(name) > 1:
+            raise UsageError(f"--model {name}: given twice")
+    return names
+
+
+def check_folders(folders: Sequence[str | Path]) -> None:
+    """Every folder to evaluate exists.
+
+    Raises:
+        UsageError: one does not (or is a file).
+    """
+    for folder in map(Path, folders):
+        if not folder.is_dir():
+            raise UsageError(f"{folder}: no such folder" if not folder.exists() else f"{folder}: not a folder")

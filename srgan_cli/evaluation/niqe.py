@@ -82,7 +82,7 @@ def _filter_axis(image: np.ndarray, taps: np.ndarray, axis: int, pad: tuple[int,
     """Correlate `image` with 1-D `taps` along `axis` after padding (numpy `mode`), keeping every `step`-th output."""
     widths = [(0, 0), (0, 0)]
     widths[axis] = pad
-    padded = np.pad(image, widths, mode=mode)
+    padded = np.pad(image, widths, mode=mode)  # type: ignore[call-overload]
     count = (padded.shape[axis] - len(taps)) // step + 1
     out = np.zeros(image.shape[:axis] + (count,) + image.shape[axis + 1:])
     for k, tap in enumerate(taps):

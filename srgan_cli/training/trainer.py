@@ -26,6 +26,7 @@ class Trainer:
         self.average = None  # a WeightAverage of the generator, set by the training loop when the run keeps one
         gan = config.phase == "gan"
         self.scale = archs.get(config.arch).scale
+        config.arch_params.update(archs.params_of(config.arch, config.arch_params))  # config.json records them all
         with strategy.scope():
             self.generator = archs.build_generator(config.arch, config.arch_params)
             self.g_optimizer = _adam(config.lr, config.mixed_precision)

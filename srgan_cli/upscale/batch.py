@@ -1,9 +1,11 @@
-"""Batch upscaling: input discovery, output naming, sharding, skip/overwrite rules, and overlapped read/infer/write."""
+"""Batch upscaling: skip/overwrite rules, overlapped read/infer/write, and a clean stop on Ctrl-C or SIGTERM.
+
+Which files and where they go is `srgan_cli.upscale.jobs` (its names are re-exported here).
+"""
 
 from __future__ import annotations
 
 import time
-import zlib
 from collections import deque
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -11,50 +13,27 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from srgan_cli.errors import SrganError, UsageError
-from srgan_cli.upscale import formats, imaging
-from srgan_cli.upscale.formats import WriteFormat
+from srgan_cli.errors import SrganError
+from srgan_cli.upscale import files, formats, imaging
 from srgan_cli.upscale.imaging import Photo
+from srgan_cli.upscale.jobs import Job, Options, check_inputs, collect_jobs, parse_shard, scale_suffix, shard_jobs
+
+__all__ = ["Job", "Options", "Outcome", "check_inputs", "clean_stale_parts", "collect_jobs", "parse_shard",
+           "plan", "precheck", "run_batch", "scale_suffix", "shard_jobs"]
 
 OnWindow = Callable[[int], object]
 UpscaleStep = Callable[[Photo, "OnWindow | None"], Photo]  # e.g. Upscaler.upscale_photo
-
-
-@dataclass(frozen=True)
-class Job:
-    """One file to upscale: where it comes from, where it goes, in which format."""
-
-    source: Path
-    target: Path
-    fmt: WriteFormat
-
-
-@dataclass
-class Options:
-    """How outputs are named and written.
-
-    Attributes:
-        out: output file (one input file) or folder; None: beside each input.
-        suffix: added to the names of outputs in folders.
-        fmt: a `--format` value (see `formats.WRITE_FORMATS`); None: the input's own format, else PNG.
-        quality: JPEG/WebP quality.
-        overwrite: replace existing outputs.
-        skip_existing: skip inputs whose output exists.
-        max_pixels: refuse larger images.
-    """
-
-    out: Path | None = None
-    suffix: str = "_x4"
-    fmt: str | None = None
-    quality: int = 95
-    overwrite: bool = False
-    skip_existing: bool = False
-    max_pixels: int | None = None
+EXISTS = "output exists"
+EXISTS_FAILED = "output exists (use --overwrite or --skip-existing)"
 
 
 @dataclass
 class Outcome:
-    """What happened to one job (one JSON line with --json)."""
+    """What happened to one job (one JSON line with --json).
+
+    Attributes:
+        lr_pixels: LR pixels the model ran for this job before it ended (progress accounting; not in the JSON).
+    """
 
     job: Job
     status: str  # done, skipped or failed
@@ -63,6 +42,7 @@ class Outcome:
     input_size: tuple[int, ...] = ()
     seconds: float = 0.0
     notes: list[str] = field(default_factory=list)
+    lr_pixels: int = 0
 
     def as_dict(self) -> dict[str, Any]:
         """The JSON line of `srgan upscale --json`."""
@@ -72,81 +52,8 @@ class Outcome:
                 "notes": self.notes}
 
 
-def _target_format(source: Path, options: Options) -> WriteFormat:
-    if options.fmt:
-        return formats.parse_format(options.fmt)
-    return formats.native_format(source.suffix) or formats.FALLBACK_FORMAT
-
-
-def _named(source: Path, folder: Path, options: Options) -> Job:
-    fmt = _target_format(source, options)
-    ext = source.suffix if formats.native_format(source.suffix) == fmt else fmt.suffixes[0]
-    return Job(source, folder / f"{source.stem}{options.suffix}{ext}", fmt)
-
-
-def _file_job(source: Path, options: Options, single: bool) -> Job:
-    out = options.out
-    if out is None:
-        return _named(source, source.parent, options)
-    native = formats.native_format(out.suffix)
-    if single and not out.is_dir() and native is not None:
-        return Job(source, out, formats.parse_format(options.fmt) if options.fmt else native)
-    return _named(source, out, options)
-
-
-def collect_jobs(inputs: Sequence[str | Path], options: Options) -> tuple[list[Job], int]:
-    """Expand files and folders (recursively, case-insensitive extensions) into jobs; count skipped other files.
-
-    A file that another input would write (`a_x4.png` beside `a.png` from an earlier run) is not an input: a re-run
-    of the same folder never upscales its own outputs.
-
-    Args:
-        inputs: image files and folders.
-        options: naming rules.
-
-    Returns:
-        (the jobs, the number of files skipped in folders: non-images and earlier outputs).
-
-    Raises:
-        UsageError: an input does not exist, or `options.fmt` is not a format `srgan` writes.
-    """
-    jobs, skipped = [], 0
-    single = len(inputs) == 1 and Path(inputs[0]).is_file()
-    for given in map(Path, inputs):
-        if given.is_file():
-            jobs.append(_file_job(given, options, single))
-        elif given.is_dir():
-            images, others = imaging.scan_folder(given)
-            skipped += others
-            for path in images:
-                rel = path.parent.relative_to(given)
-                folder = (options.out / rel) if options.out else path.parent
-                jobs.append(_named(path, folder, options))
-        else:
-            raise UsageError(f"{given}: no such file or folder")
-    written_by = {job.target: job.source for job in jobs}
-    fresh = [job for job in jobs if written_by.get(job.source, job.source) == job.source]  # not an earlier output
-    return fresh, skipped + len(jobs) - len(fresh)
-
-
-def parse_shard(text: str) -> tuple[int, int]:
-    """'K/N' -> (K, N) with 1 <= K <= N.
-
-    Raises:
-        UsageError: anything else.
-    """
-    try:
-        k, n = (int(v) for v in text.split("/"))
-    except ValueError:
-        raise UsageError(f"--shard {text}: use K/N, e.g. 2/8") from None
-    if not 1 <= k <= n:
-        raise UsageError(f"--shard {text}: K must be between 1 and N")
-    return k, n
-
-
-def shard_jobs(jobs: Sequence[Job], k: int, n: int) -> list[Job]:
-    """The K-th of N disjoint parts, by a stable hash of each input path (same split on every machine)."""
-    return [j for j in jobs if zlib.crc32(str(j.source).encode()) % n == k - 1]
+def _exists(job: Job, options: Options) -> Outcome:
+    return Outcome(job, "skipped", EXISTS) if options.skip_existing else Outcome(job, "failed", EXISTS_FAILED)
 
 
 def precheck(job: Job, options: Options, inputs: set[Path]) -> Outcome | None:
@@ -159,12 +66,32 @@ def precheck(job: Job, options: Options, inputs: set[Path]) -> Outcome | None:
     """
     if job.target.resolve() in inputs:
         return Outcome(job, "failed", "output path is an input file: refusing to overwrite an input")
-    if job.target.exists():
-        if options.skip_existing:
-            return Outcome(job, "skipped", "output exists")
-        if not options.overwrite:
-            return Outcome(job, "failed", "output exists (use --overwrite or --skip-existing)")
+    if job.target.exists() and not options.overwrite:
+        return _exists(job, options)
     return None
+
+
+def plan(jobs: Sequence[Job], options: Options) -> tuple[list[Job], list[Outcome]]:
+    """(the jobs to run, the outcomes of those ended before any work: existing outputs, clashes, inputs as outputs)."""
+    inputs = {j.source.resolve() for j in jobs}
+    targets: dict[Path, int] = {}
+    for job in jobs:
+        targets[job.target.resolve()] = targets.get(job.target.resolve(), 0) + 1
+    todo: list[Job] = []
+    ended: list[Outcome] = []
+    for job in jobs:
+        early = Outcome(job, "failed", "another input maps to the same output") \
+            if targets[job.target.resolve()] > 1 else precheck(job, options, inputs)
+        if early:
+            ended.append(early)
+        else:
+            todo.append(job)
+    return todo, ended
+
+
+def clean_stale_parts(jobs: Sequence[Job]) -> int:
+    """Remove the temporary files killed runs left in the jobs' output folders; how many went."""
+    return sum(files.remove_stale_parts(folder) for folder in {job.target.parent for job in jobs})
 
 
 def _read(job: Job, options: Options) -> Photo | SrganError:
@@ -175,18 +102,25 @@ def _read(job: Job, options: Options) -> Photo | SrganError:
 
 
 def _write(photo: Photo, input_size: tuple[int, ...], job: Job, options: Options, started: float) -> Outcome:
-    data, notes = formats.encode_photo(photo, job.fmt, options.quality)
-    imaging.write_atomic(data, job.target)
+    try:
+        data, notes = formats.encode_photo(photo, job.fmt, options.quality)
+    except SrganError as err:
+        return Outcome(job, "failed", str(err))
+    except Exception as err:  # an encoder's own refusal (Pillow, pypng, tifffile)
+        return Outcome(job, "failed", f"cannot encode it as {job.fmt.name}: {_first_line(err)}")
+    try:
+        files.write_atomic(data, job.target, overwrite=options.overwrite)
+    except FileExistsError:  # it appeared while this one was being made: never replaced
+        return _exists(job, options)
+    except OSError as err:
+        return Outcome(job, "failed", f"cannot write {job.target}: {err.strerror or err}")
     return Outcome(job, "done", size=photo.size, input_size=input_size, seconds=time.monotonic() - started,
                    notes=photo.notes + notes)
 
 
-def _duplicate_targets(jobs: Sequence[Job]) -> set[Path]:
-    seen: set[Path] = set()
-    dupes: set[Path] = set()
-    for job in jobs:
-        (dupes if job.target in seen else seen).add(job.target)
-    return dupes
+def _first_line(err: BaseException) -> str:
+    text = str(err).splitlines()[0][:200] if str(err) else ""
+    return f"{type(err).__name__}: {text}" if text else type(err).__name__
 
 
 def _upscale(job: Job, photo: Photo | SrganError, upscale: UpscaleStep,
@@ -199,21 +133,39 @@ def _upscale(job: Job, photo: Photo | SrganError, upscale: UpscaleStep,
     except SrganError as err:
         return Outcome(job, "failed", str(err))
     except MemoryError:
-        return Outcome(job, "failed", "out of memory: try a smaller --tile")
+        return Outcome(job, "failed", "out of memory")
     except Exception as err:  # e.g. an ONNX Runtime failure on this one image
-        return Outcome(job, "failed", f"{type(err).__name__}: {str(err).splitlines()[0][:200]}")
+        return Outcome(job, "failed", _first_line(err))
 
 
-def _finish_write(job: Job, future: Future[Outcome]) -> Outcome:
-    try:
-        return future.result()
-    except (OSError, SrganError) as err:
-        return Outcome(job, "failed", f"cannot write {job.target}: {err}")
+class _Counter:
+    """An on_window hook that also counts the LR pixels of the current job."""
+
+    def __init__(self, forward: OnWindow | None) -> None:
+        self.forward, self.total = forward, 0
+
+    def __call__(self, pixels: int) -> None:
+        self.total += pixels
+        if self.forward:
+            self.forward(pixels)
+
+
+def _drain(writes: deque[tuple[Job, Future[Outcome]]], report: Callable[[Outcome], object], keep: int = 0) -> None:
+    while len(writes) > keep:
+        job, future = writes.popleft()
+        try:
+            report(future.result())
+        except Exception as err:
+            report(Outcome(job, "failed", f"cannot write {job.target}: {_first_line(err)}"))
 
 
 def run_batch(jobs: Sequence[Job], upscale: UpscaleStep, options: Options, report: Callable[[Outcome], object],
-              on_window: OnWindow | None = None) -> None:
+              on_window: OnWindow | None = None, on_plan: Callable[[list[Job]], object] | None = None) -> None:
     """Upscale every job, decoding the next files and encoding/writing the last while the current one runs.
+
+    Outputs are installed without replacing files that appeared meanwhile (unless `options.overwrite`). On Ctrl-C
+    or SIGTERM (a KeyboardInterrupt in this thread) the file being upscaled is dropped, the writes under way finish
+    and are reported, and the interrupt goes on up.
 
     Args:
         jobs: from `collect_jobs`.
@@ -221,34 +173,47 @@ def run_batch(jobs: Sequence[Job], upscale: UpscaleStep, options: Options, repor
         options: writing rules.
         report: receives each Outcome as it completes, in input order.
         on_window: progress hook forwarded to the tiler (LR pixels done).
+        on_plan: called with the jobs that will run, after those ended early are reported and before any work.
     """
-    inputs = {j.source.resolve() for j in jobs}
-    dupes = _duplicate_targets(jobs)
-    todo = []
-    for job in jobs:
-        early = Outcome(job, "failed", "another input maps to the same output") if job.target in dupes else None
-        early = early or precheck(job, options, inputs)
-        if early:
-            report(early)
-        else:
-            todo.append(job)
+    todo, ended = plan(jobs, options)
+    for outcome in ended:
+        report(outcome)
+    if on_plan:
+        on_plan(todo)
     with ThreadPoolExecutor(max_workers=3) as pool:
         reads = deque(pool.submit(_read, job, options) for job in todo[:2])
         writes: deque[tuple[Job, Future[Outcome]]] = deque()
-        for index, job in enumerate(todo):
-            photo = reads.popleft().result()
-            if index + 2 < len(todo):
-                reads.append(pool.submit(_read, todo[index + 2], options))
-            started = time.monotonic()
-            input_size = () if isinstance(photo, SrganError) else photo.size
-            result = _upscale(job, photo, upscale, on_window)
-            del photo
-            failed = isinstance(result, Outcome)
-            while writes and (failed or len(writes) >= 2):
-                report(_finish_write(*writes.popleft()))
-            if isinstance(result, Outcome):
-                report(result)
-            else:
-                writes.append((job, pool.submit(_write, result, input_size, job, options, started)))
-        while writes:
-            report(_finish_write(*writes.popleft()))
+        try:
+            for index, job in enumerate(todo):
+                photo = reads.popleft().result()
+                if index + 2 < len(todo):
+                    reads.append(pool.submit(_read, todo[index + 2], options))
+                result = _step(job, photo, upscale, options, on_window)
+                del photo
+                if isinstance(result, Outcome):
+                    _drain(writes, report)
+                    report(result)
+                else:
+                    _drain(writes, report, keep=1)
+                    photo, input_size, started = result
+                    writes.append((job, pool.submit(_write, photo, input_size, job, options, started)))
+        except BaseException:
+            for future in reads:
+                future.cancel()
+            _drain(writes, report)
+            raise
+        _drain(writes, report)
+
+
+def _step(job: Job, photo: Photo | SrganError, upscale: UpscaleStep, options: Options,
+          on_window: OnWindow | None) -> Outcome | tuple[Photo, tuple[int, ...], float]:
+    """Upscale one job: a failed/skipped Outcome, or what `_write` needs (photo, input size, start time)."""
+    if job.target.exists() and not options.overwrite:  # another run wrote it since the batch began
+        return _exists(job, options)
+    started = time.monotonic()
+    counter = _Counter(on_window)
+    result = _upscale(job, photo, upscale, counter)
+    if isinstance(result, Outcome):
+        result.lr_pixels = counter.total
+        return result
+    return result, (() if isinstance(photo, SrganError) else photo.size), started

@@ -24,6 +24,9 @@ if TYPE_CHECKING:  # imaging imports this module; Photo is only needed for the a
 # Files walked in folders and accepted as inputs (any case). GIF: first frame; BMP and GIF are written as PNG.
 READ_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".webp", ".tif", ".tiff", ".bmp", ".gif"})
 
+WEBP_MAX_SIDE = 16383
+JPEG_MAX_SIDE = 65535
+JPEG_MAX_EXIF = 65533  # one APP1 segment (Pillow refuses more)
 # (photo, quality 1-100, notes) -> file bytes; appends to notes every lossy conversion it makes
 Encoder = Callable[["Photo", int, list[str]], bytes]
 
@@ -150,13 +153,31 @@ def encode_png(photo: Photo, quality: int, notes: list[str]) -> bytes:
     return _pillow_bytes(photo, "PNG")
 
 
+def _fit_exif(photo: Photo, limit: int, format_name: str, notes: list[str]) -> Photo:
+    """The photo without its EXIF when the block is over the format's limit (with a note)."""
+    if photo.exif is None or len(photo.exif) <= limit:
+        return photo
+    notes.append(f"EXIF dropped: {len(photo.exif):,} bytes is over {format_name}'s limit of {limit:,}")
+    return replace(photo, exif=None)
+
+
+def _check_side(photo: Photo, limit: int, format_name: str) -> None:
+    width, height = photo.size
+    if max(width, height) > limit:
+        raise SrganError(f"{width}x{height} is over {format_name}'s limit of {limit} pixels a side: "
+                         "use --format png or tiff, or a smaller --outscale")
+
+
 def encode_jpeg(photo: Photo, quality: int, notes: list[str]) -> bytes:
-    """JPEG at `quality`: 8-bit, transparency composited on white."""
+    """JPEG at `quality`: 8-bit, transparency composited on white, EXIF dropped when over JPEG's 64 KB segment."""
+    _check_side(photo, JPEG_MAX_SIDE, "JPEG")
+    photo = _fit_exif(photo, JPEG_MAX_EXIF, "JPEG", notes)
     return _pillow_bytes(_flatten_alpha(to_8bit(photo, notes), notes), "JPEG", quality=quality)
 
 
 def encode_webp(photo: Photo, quality: int, notes: list[str]) -> bytes:
-    """WebP at `quality`, 8-bit, alpha kept."""
+    """WebP at `quality`, 8-bit, alpha kept; at most 16383 pixels a side."""
+    _check_side(photo, WEBP_MAX_SIDE, "WebP")
     return _pillow_bytes(to_8bit(photo, notes), "WEBP", quality=quality)
 
 

@@ -1,13 +1,12 @@
-"""Photo I/O: the folder walker, decoding every mode a user meets (gray, alpha, palette, CMYK, 16-bit) with EXIF
-rotation and metadata, and atomic writes. Which formats are read and written, and how they are encoded, is the table
-in `srgan_cli.upscale.formats` (`encode_photo`, `output_format`, `photo_to_image` and `READ_SUFFIXES` are re-exported
-here for callers of the photo I/O).
+"""Photo I/O: the folder walker, decoding every mode a user meets (gray, alpha, palette, CMYK, 16-bit, every TIFF
+layout) with EXIF rotation and metadata. Which formats are read and written, and how they are encoded, is the table
+in `srgan_cli.upscale.formats`; atomic writes and writability checks are `srgan_cli.upscale.files` (`encode_photo`,
+`output_format`, `photo_to_image`, `READ_SUFFIXES`, `write_atomic` and `check_writable` are re-exported here for
+callers of the photo I/O).
 """
 
 from __future__ import annotations
 
-import os
-import tempfile
 import zlib
 from collections.abc import Collection
 from dataclasses import dataclass, field
@@ -17,9 +16,11 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from srgan_cli.errors import SrganError
+from srgan_cli.upscale import tiff
+from srgan_cli.upscale.files import check_writable, write_atomic
 from srgan_cli.upscale.formats import READ_SUFFIXES, encode_photo, output_format, photo_to_image, round_to_8bit
 
-__all__ = ["READ_SUFFIXES", "ORIENTATION", "Photo", "encode_photo", "find_images", "output_format",
+__all__ = ["READ_SUFFIXES", "ORIENTATION", "Photo", "check_writable", "encode_photo", "find_images", "output_format",
            "photo_from_image", "photo_from_pixels", "photo_to_image", "read_photo", "read_rgb8", "scan_folder",
            "write_atomic"]
 
@@ -28,8 +29,7 @@ ORIENTATION = 0x0112
 LAYOUT_TAGS = {254, 256, 257, 258, 259, 262, 266, 273, 277, 278, 279, 282, 283, 284, 296, 317, 322, 323, 324, 325,
                338, 339, 34675}
 Image.MAX_IMAGE_PIXELS = None  # we check sizes ourselves against --max-pixels, with a clear message
-_UMASK = os.umask(0)
-os.umask(_UMASK)  # read once at import: outputs get the usual permissions, not mkstemp's 0600
+Metadata = tuple[int, bytes | None, bytes | None, tuple[float, float] | None]  # orientation, ICC, EXIF, DPI
 
 
 @dataclass
@@ -112,15 +112,19 @@ def _orient(array: np.ndarray, orientation: int) -> np.ndarray:
     return np.ascontiguousarray(ops[orientation](array)) if orientation in ops else array
 
 
-def _read_16bit_color(path: Path, im: Image.Image) -> np.ndarray:
-    """RGB(A) with 16 bits per channel, which Pillow would truncate to 8: tifffile or pypng."""
-    if im.format == "TIFF":
-        import tifffile
-        array = tifffile.imread(path, key=0)
-    else:
-        import png
+def _read_16bit_png(path: Path) -> np.ndarray:
+    """RGB(A) or gray+alpha PNG with 16 bits per channel, which Pillow would truncate to 8: pypng.
+
+    Raises:
+        SrganError: pypng refuses the file (e.g. a malformed ancillary chunk Pillow skips).
+    """
+    import png
+
+    try:
         width, height, rows, info = png.Reader(filename=str(path)).asDirect()
         array = np.vstack([np.asarray(r, dtype=np.uint16) for r in rows]).reshape(height, width, info["planes"])
+    except png.Error as err:
+        raise SrganError(f"damaged image ({str(err).splitlines()[0][:160]})") from None
     return array.astype(np.uint16)
 
 
@@ -149,7 +153,7 @@ def _pillow_pixels(im: Image.Image, notes: list[str]) -> np.ndarray:
     return array[..., None] if array.ndim == 2 else array
 
 
-def _metadata(im: Image.Image) -> tuple[int, bytes | None, bytes | None, tuple[float, float] | None]:
+def _metadata(im: Image.Image) -> Metadata:
     """(EXIF orientation, ICC profile, EXIF with the orientation reset and layout tags dropped, DPI)."""
     exif = im.getexif()
     orientation = exif.get(ORIENTATION, 1)
@@ -161,6 +165,42 @@ def _metadata(im: Image.Image) -> tuple[int, bytes | None, bytes | None, tuple[f
     dpi = im.info.get("dpi")
     return (orientation, icc, exif.tobytes() if len(exif) else None,
             (float(dpi[0]), float(dpi[1])) if dpi else None)
+
+
+def _check_size(width: int, height: int, max_pixels: int | None) -> None:
+    if max_pixels and width * height > max_pixels:
+        raise SrganError(f"{width}x{height} = {width * height:,} pixels is over --max-pixels {max_pixels:,}")
+
+
+def _photo(pixels: np.ndarray, meta: Metadata, notes: list[str]) -> Photo:
+    orientation, icc, exif, dpi = meta
+    return photo_from_pixels(_orient(pixels, orientation), icc=icc, exif=exif, dpi=dpi, notes=notes)
+
+
+def _decode(im: Image.Image, path: Path | None, max_pixels: int | None = None) -> Photo:
+    """An opened Pillow image -> Photo (path: its file, for the 16-bit colour PNGs Pillow truncates)."""
+    _check_size(*im.size, max_pixels)
+    notes = []
+    frames = getattr(im, "n_frames", 1)
+    if frames > 1:
+        notes.append(f"first frame of {frames} used")
+    sixteen_bit_png = im.format == "PNG" and im.mode in ("LA", "RGB", "RGBA") and ";16" in _rawmode(im)
+    meta = _metadata(im)  # after the raw mode: reading a PNG's EXIF loads the pixels, and the decoder's mode is gone
+    if path is not None and sixteen_bit_png:
+        return _photo(_read_16bit_png(path), meta, notes)
+    return _photo(_pillow_pixels(im, notes), meta, notes)
+
+
+def _read_tiff(path: Path, layout: tiff.Layout, max_pixels: int | None) -> Photo:
+    """A TIFF layout Pillow misreads, through tifffile; metadata from Pillow where it opens the file."""
+    pixels, notes = tiff.read_pixels(path, layout, max_pixels)
+    try:
+        with Image.open(path) as im:
+            meta = _metadata(im)
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError):
+        orientation, icc, dpi = tiff.metadata(path)
+        meta = (orientation, icc, None, dpi)
+    return _photo(pixels, meta, notes)
 
 
 def read_photo(path: str | Path, max_pixels: int | None = None) -> Photo:
@@ -178,21 +218,14 @@ def read_photo(path: str | Path, max_pixels: int | None = None) -> Photo:
     """
     path = Path(path)
     try:
+        layout = tiff.layout_of(path) if tiff.is_tiff(path) else None
+        if layout is not None and not layout.pillow_reads_it:
+            return _read_tiff(path, layout, max_pixels)
         with Image.open(path) as im:
-            width, height = im.size
-            if max_pixels and width * height > max_pixels:
-                raise SrganError(f"{width}x{height} = {width * height:,} pixels is over --max-pixels {max_pixels:,}")
-            notes = []
-            frames = getattr(im, "n_frames", 1)
-            if frames > 1:
-                notes.append(f"first frame of {frames} used")
-            sixteen_bit_color = im.mode in ("LA", "RGB", "RGBA") and ";16" in _rawmode(im)
-            orientation, icc, exif, dpi = _metadata(im)
-            pixels = _read_16bit_color(path, im) if sixteen_bit_color else _pillow_pixels(im, notes)
+            return _decode(im, path, max_pixels)
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError, EOFError, zlib.error) as err:
         reason = "not an image" if isinstance(err, UnidentifiedImageError) else f"damaged image ({err})"
         raise SrganError(reason) from None
-    return photo_from_pixels(_orient(pixels, orientation), icc=icc, exif=exif, dpi=dpi, notes=notes)
 
 
 def photo_from_pixels(pixels: np.ndarray, icc: bytes | None = None, exif: bytes | None = None,
@@ -210,13 +243,21 @@ def photo_from_pixels(pixels: np.ndarray, icc: bytes | None = None, exif: bytes 
 
 
 def photo_from_image(image: Image.Image) -> Photo:
-    """An in-memory PIL image (API use) -> Photo, with the same mode handling as files.
+    """A PIL image (API use) -> Photo, as `read_photo` decodes files: EXIF orientation, ICC, EXIF, DPI.
+
+    An image straight from `Image.open` (not yet loaded, first frame) is decoded from its file, exactly as the
+    command line does (16-bit colour, every TIFF layout); other images from their pixels.
 
     Raises:
-        SrganError: an unsupported mode (32-bit float).
+        SrganError: an unsupported mode (32-bit float) or file.
     """
-    notes: list[str] = []
-    return photo_from_pixels(_pillow_pixels(image, notes), icc=image.info.get("icc_profile"), notes=notes)
+    filename = getattr(image, "filename", "")
+    if filename and getattr(image, "tile", None) and image.tell() == 0 and Path(filename).is_file():
+        return read_photo(filename)
+    try:
+        return _decode(image, None)
+    except (OSError, SyntaxError, ValueError, EOFError, zlib.error) as err:
+        raise SrganError(f"damaged image ({err})") from None
 
 
 def read_rgb8(path: str | Path) -> np.ndarray:
@@ -227,18 +268,3 @@ def read_rgb8(path: str | Path) -> np.ndarray:
     """
     color = round_to_8bit(read_photo(path).color)
     return np.repeat(color, 3, axis=2) if color.shape[2] == 1 else color
-
-
-def write_atomic(data: bytes, path: str | Path) -> None:
-    """Write bytes to `path` through a temporary file in the same folder and a rename: never a partial file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            os.fchmod(f.fileno(), 0o666 & ~_UMASK)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise

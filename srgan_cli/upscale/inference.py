@@ -1,9 +1,10 @@
 """The Upscaler API: an SR ONNX model run on photos tile by tile, configured by one `UpscaleSettings`.
 
-Shared by `srgan upscale`, `srgan evaluate` and Python callers:
+Shared by `srgan upscale`, `srgan evaluate` and Python callers, with the command line's behaviour and errors:
 
     from srgan_cli.upscale.inference import Upscaler, UpscaleSettings
-    Upscaler().upscale(image)                                   # the shipped model, PIL in and out
+    Upscaler().upscale(image)                    # the shipped model; PIL in and out, or a numpy array in and out
+    Upscaler().upscale_file("scan.tif", "big.tif")   # exactly what `srgan upscale` does to a file
     Upscaler.from_settings(UpscaleSettings(model="srresnet_x4", tile=128))
 """
 
@@ -17,11 +18,23 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from srgan_cli.errors import UsageError
-from srgan_cli.upscale.imaging import Photo, photo_from_image, photo_to_image
+from srgan_cli.errors import SrganError, UsageError
+from srgan_cli.upscale import files, formats, imaging, interop
+from srgan_cli.upscale.contract import check_result, read_contract
+from srgan_cli.upscale.imaging import Photo
 from srgan_cli.upscale.models import resolve_model
-from srgan_cli.upscale.session import auto_tile, open_session, parse_device, read_contract, shrink_options
-from srgan_cli.upscale.tiling import DEFAULT_PAD, DEFAULT_TILE, self_ensemble, upscale_tiled
+from srgan_cli.upscale.pixels import bleed_transparent, finisher, pad_to_min, resize_photo, resize_plane
+from srgan_cli.upscale.session import (
+    auto_tile,
+    is_out_of_memory,
+    open_session,
+    parse_device,
+    shrink_options,
+    tile_budget,
+)
+from srgan_cli.upscale.tiling import DEFAULT_PAD, DEFAULT_TILE, TileOutOfMemory, self_ensemble, upscale_retrying
+
+__all__ = ["Upscaler", "UpscaleSettings", "bleed_transparent", "resize_photo", "resize_plane"]
 
 ALPHA_MODES = ("bicubic", "model")
 OnWindow = Callable[[int], object]  # progress hook: LR pixels done after each window
@@ -63,10 +76,11 @@ class UpscaleSettings:
         parse_device(self.device)
         if self.alpha not in ALPHA_MODES:
             raise UsageError(f"--alpha {self.alpha}: use bicubic or model")
-        for name, least in (("tile", 0), ("tile_pad", 0), ("threads", 1), ("scale", 1)):
+        for name, least in (("tile", 0), ("tile_pad", 0), ("threads", 1), ("scale", 2)):
             value = getattr(self, name)
             if value is not None and (not isinstance(value, numbers.Integral) or value < least):
-                raise UsageError(f"--{name.replace('_', '-')} {value}: use a whole number >= {least}")
+                why = ": the output would be as large as the input" if name == "scale" and value == 1 else ""
+                raise UsageError(f"--{name.replace('_', '-')} {value}: use a whole number >= {least}{why}")
         if self.outscale is not None and not self.outscale > 0:
             raise UsageError(f"--outscale {self.outscale}: use a number > 0")
 
@@ -86,6 +100,7 @@ class Upscaler:
         device: the device actually used, 'cpu' or 'cuda:N'.
         contract: how the model is fed (input name, layout, value range, scale).
         tile: the kept tile side in LR pixels (sized from memory when the settings say None).
+        tile_note: with the settings' tile None, one line saying what was picked and why (else empty).
 
     Raises:
         UsageError: bad settings, or no model given and none shipped.
@@ -101,7 +116,11 @@ class Upscaler:
             scale=scale, layout=layout, value_range=value_range, outscale=outscale)
         self.session, self.device = open_session(resolve_model(model_path), device, threads)
         self.contract = read_contract(self.session, scale, layout, value_range)
-        self.tile = auto_tile(tile_pad) if tile is None else tile
+        self.tile, self.tile_note = tile or 0, ""
+        if tile is None:
+            budget, source = tile_budget(self.device)
+            self.tile = auto_tile(tile_pad, budget)
+            self.tile_note = f"tile: auto -> {self.tile} LR px (windows of {self.tile + 2 * tile_pad} px; {source})"
         self._release = shrink_options()
 
     @classmethod
@@ -116,34 +135,64 @@ class Upscaler:
         return self.contract.scale
 
     def run_window(self, window: np.ndarray, run_options: object = None) -> np.ndarray:
-        """float32 (h, w, 3) in [0,1] -> float32 (h*s, w*s, 3) in [0,1] through the model."""
+        """float32 (h, w, 3) in [0,1] -> float32 (h*s, w*s, 3) in [0,1] through the model.
+
+        Raises:
+            TileOutOfMemory: the model ran out of memory on this window.
+            SrganError: the model failed, or returned what no image is (see `contract.check_result`).
+        """
         lo, hi = self.contract.value_range
-        batch = window[None] * (hi - lo) + lo
-        if self.contract.layout == "NCHW":
-            batch = batch.transpose(0, 3, 1, 2)
-        feed = {self.contract.input_name: np.ascontiguousarray(batch, dtype=np.float32)}
-        out = self.session.run(None, feed, run_options)[0]
+        try:
+            batch = window[None] * (hi - lo) + lo
+            if self.contract.layout == "NCHW":
+                batch = batch.transpose(0, 3, 1, 2)
+            feed = {self.contract.input_name: np.ascontiguousarray(batch, dtype=np.float32)}
+            out = self.session.run(None, feed, run_options)[0]
+        except Exception as err:
+            height, width = window.shape[:2]
+            if is_out_of_memory(err):
+                raise TileOutOfMemory(max(width, height)) from None
+            raise SrganError(f"the model failed on a {width}x{height} window ({_first_line(err)})") from None
+        out = check_result(out, window.shape[:2], self.contract)
         if self.contract.layout == "NCHW":
             out = out.transpose(0, 2, 3, 1)
         return (out[0] - lo) / (hi - lo)
 
     def upscale_array(self, image: np.ndarray, out_dtype: type | np.dtype = np.float32, gray: bool = False,
-                      on_window: OnWindow | None = None) -> np.ndarray:
-        """Upscale an RGB array.
+                      on_window: OnWindow | None = None, notes: list[str] | None = None) -> np.ndarray:
+        """Upscale an RGB array; out of memory, retry with half the tile (down to 16 px) before giving up.
 
         Args:
-            image: float32 HxWx3 in [0,1].
+            image: float32 HxWx3 in [0,1]; sides under 32 px are mirrored out for the model and cropped after.
             out_dtype: dtype of the result; uint8/uint16 are rounded from [0,1], float dtypes are returned as is.
             gray: return HxWx1 luma (BT.601) instead of RGB.
             on_window: progress hook, called with the LR pixels done after each tile.
+            notes: receives a line when the tile had to shrink.
 
         Returns:
             (H*scale)x(W*scale)x(3 or 1) array in `out_dtype`.
+
+        Raises:
+            SrganError: the model fails, returns no image, or runs out of memory even on 16-px tiles.
         """
+        padded, (top, left) = pad_to_min(image)
+        if padded is image:
+            return self._tiled(image, out_dtype, gray, on_window, notes)
+        out = self._tiled(padded, out_dtype, gray, None, notes)
+        height, width, s = image.shape[0], image.shape[1], self.scale
+        if on_window:
+            on_window(height * width)
+        return np.ascontiguousarray(out[top * s:(top + height) * s, left * s:(left + width) * s])
+
+    def _tiled(self, image: np.ndarray, out_dtype: type | np.dtype, gray: bool, on_window: OnWindow | None,
+               notes: list[str] | None) -> np.ndarray:
         run = self_ensemble(self.run_window) if self.settings.tta else self.run_window
-        finish = _finisher(out_dtype, gray)
-        return upscale_tiled(image, run, self.scale, self.tile, self.settings.tile_pad, finish=finish,
-                             on_window=on_window)
+        try:
+            return upscale_retrying(image, run, self.scale, self.tile, self.settings.tile_pad,
+                                    finish=finisher(out_dtype, gray), on_window=on_window, notes=notes)
+        except TileOutOfMemory as err:
+            where = "" if self.device == "cpu" else f" on {self.device} (try --device cpu)"
+            raise SrganError(f"out of memory running the model{where}, even on {err.tile}-px tiles") from None
 
     def upscale_photo(self, photo: Photo, on_window: OnWindow | None = None, *,
                       outscale: float | None = None) -> Photo:
@@ -153,99 +202,87 @@ class Upscaler:
             photo: the photo.
             on_window: progress hook, called with the LR pixels done after each tile.
             outscale: final scale (Lanczos resize) if not the model's; default: the settings' outscale.
+
+        Raises:
+            SrganError: as `upscale_array`, or the result does not fit in memory.
         """
         outscale = outscale or self.settings.outscale
-        top = photo.max_value
+        top, notes = photo.max_value, list(photo.notes)
         rgb = photo.color.astype(np.float32) / top
         if rgb.shape[2] == 1:
             rgb = np.repeat(rgb, 3, axis=2)
         if photo.alpha is not None:
             rgb = bleed_transparent(rgb, photo.alpha > 0)
-        gray = photo.color.shape[2] == 1
-        color = self.upscale_array(rgb, photo.color.dtype, gray, on_window)
-        alpha = None if photo.alpha is None else self._upscale_alpha(photo.alpha, top)
-        result = replace(photo, color=color, alpha=alpha, notes=list(photo.notes))
-        self.release_memory()
-        return resize_photo(result, outscale / self.scale) if outscale and outscale != self.scale else result
+        try:
+            color = self.upscale_array(rgb, photo.color.dtype, photo.color.shape[2] == 1, on_window, notes)
+            alpha = None if photo.alpha is None else self._upscale_alpha(photo.alpha, top, notes)
+            result = replace(photo, color=color, alpha=alpha, notes=notes)
+            self.release_memory()
+            return resize_photo(result, outscale / self.scale) if outscale and outscale != self.scale else result
+        except MemoryError:
+            width, height = photo.size
+            final = (outscale or self.scale) * (outscale or self.scale) * width * height
+            raise SrganError(f"out of memory: the {width}x{height} photo upscaled is {final / 1e6:,.0f} megapixels, "
+                             f"about {final * 4 * photo.color.itemsize / 1e9:.1f} GB") from None
 
     def release_memory(self) -> None:
         """Give the arena's buffers back to the system (between images: keeps the peak of a batch low)."""
         if self.device == "cpu":
             self.run_window(np.zeros((4, 4, 3), np.float32), self._release)
 
-    def _upscale_alpha(self, alpha: np.ndarray, top: float) -> np.ndarray:
+    def _upscale_alpha(self, alpha: np.ndarray, top: float, notes: list[str]) -> np.ndarray:
         if self.settings.alpha == "model":
             plane = np.repeat(alpha.astype(np.float32)[..., None] / top, 3, axis=2)
-            return self.upscale_array(plane, alpha.dtype, gray=True)[..., 0]
+            return self.upscale_array(plane, alpha.dtype, gray=True, notes=notes)[..., 0]
         height, width = alpha.shape
         return resize_plane(alpha, (width * self.scale, height * self.scale), Image.Resampling.BICUBIC)
 
-    def upscale(self, image: Image.Image) -> Image.Image:
-        """PIL.Image (L, LA, RGB, RGBA, P, CMYK, I;16) -> upscaled PIL.Image of the same kind."""
-        return photo_to_image(self.upscale_photo(photo_from_image(image)))
+    def upscale(self, image: Image.Image | np.ndarray, *, outscale: float | None = None) -> Image.Image | np.ndarray:
+        """Upscale a PIL image or a numpy array as `srgan upscale` does a file; the result is of the same kind.
+
+        PIL: any mode (L, LA, RGB, RGBA, P, CMYK, I;16); an image straight from `Image.open` is decoded from its file
+        like the command line does it (EXIF orientation applied, 16-bit PNG/TIFF, every TIFF layout). ICC profile,
+        EXIF and DPI come back in the result's `.info`. PIL has no 16-bit colour mode: for 16-bit colour pass an
+        array or use `upscale_file`.
+        numpy: HxW or HxWxC (C 1-4, alpha last) of uint8, uint16 (kept) or floats in [0, 1].
+
+        Args:
+            image: the picture.
+            outscale: final scale if not the model's (default: the settings' outscale).
+
+        Raises:
+            SrganError: what the command line reports for a file, in the same one line.
+        """
+        photo, back = interop.photo_from_input(image)
+        return back(self.upscale_photo(photo, outscale=outscale))
+
+    def upscale_file(self, source: str | Path, target: str | Path, *, fmt: str | None = None, quality: int = 95,
+                     overwrite: bool = False) -> list[str]:
+        """Upscale one image file into another exactly as `srgan upscale SOURCE -o TARGET` does.
+
+        Args:
+            source: the image file.
+            target: the file to write; its suffix (or `fmt`) picks the format.
+            fmt: a `--format` value.
+            quality: JPEG/WebP quality.
+            overwrite: replace an existing `target`.
+
+        Returns:
+            The notes about the conversions made (the command line prints them as 'note:' lines).
+
+        Raises:
+            SrganError: the source cannot be read or upscaled, or the target exists or cannot be written.
+        """
+        result = self.upscale_photo(imaging.read_photo(source))
+        data, notes = formats.encode_photo(result, formats.output_format(target, fmt), quality)
+        try:
+            files.write_atomic(data, target, overwrite=overwrite)
+        except FileExistsError:
+            raise SrganError(f"{target}: output exists (pass overwrite=True)") from None
+        except OSError as err:
+            raise SrganError(f"cannot write {target}: {err.strerror or err}") from None
+        return result.notes + notes
 
 
-def _finisher(out_dtype: type | np.dtype, gray: bool) -> Callable[[np.ndarray], np.ndarray]:
-    dtype = np.dtype(out_dtype)
-    top = {np.dtype(np.uint8): 255.0, np.dtype(np.uint16): 65535.0}.get(dtype)
-
-    def finish(block: np.ndarray) -> np.ndarray:
-        if gray:
-            block = block @ np.array([[0.299], [0.587], [0.114]], dtype=np.float32)
-        if top is None:
-            return block.astype(dtype)
-        return np.round(np.clip(block, 0.0, 1.0) * top).astype(dtype)
-    return finish
-
-
-def resize_plane(plane: np.ndarray, size: tuple[int, int],
-                 resample: Image.Resampling = Image.Resampling.LANCZOS) -> np.ndarray:
-    """Resize one HxW channel of any integer dtype in float precision to `size` (width, height), same dtype."""
-    dtype = plane.dtype
-    out = np.asarray(Image.fromarray(plane.astype(np.float32), mode="F").resize(size, resample))
-    if np.issubdtype(dtype, np.integer):
-        out = np.clip(np.round(out), 0, np.iinfo(dtype).max)
-    return out.astype(dtype)
-
-
-def resize_photo(photo: Photo, factor: float) -> Photo:
-    """Final high-quality (Lanczos) resize of an upscaled photo by `factor`, for --outscale."""
-    width, height = photo.size
-    size = (max(1, round(width * factor)), max(1, round(height * factor)))
-    color = np.stack([resize_plane(photo.color[..., c], size) for c in range(photo.color.shape[2])], axis=2)
-    alpha = None if photo.alpha is None else resize_plane(photo.alpha, size)
-    return replace(photo, color=color, alpha=alpha)
-
-
-def bleed_transparent(rgb: np.ndarray, visible: np.ndarray) -> np.ndarray:
-    """Replace colour under fully transparent pixels by that of the nearest visible ones (pyramid fill).
-
-    Models mix neighbouring colours; the arbitrary (often black) colour of invisible pixels would otherwise
-    leak into visible edges as a dark halo.
-
-    Args:
-        rgb: float32 HxWx3.
-        visible: HxW bool, False where fully transparent.
-    """
-    if visible.all() or not visible.any():
-        return rgb
-    weight = visible.astype(np.float32)[..., None]
-    return np.where(weight > 0, rgb, _pyramid_fill(rgb * weight, weight))
-
-
-def _pool(array: np.ndarray) -> np.ndarray:
-    """Sums of 2x2 cells (odd sides padded with zeros)."""
-    height, width = array.shape[:2]
-    padded = np.pad(array, ((0, height % 2), (0, width % 2), (0, 0)))
-    return padded.reshape((height + 1) // 2, 2, (width + 1) // 2, 2, -1).sum(axis=(1, 3))
-
-
-def _pyramid_fill(weighted: np.ndarray, weight: np.ndarray) -> np.ndarray:
-    """Colour average of the nearest non-empty cells at each point (weighted: colour*weight, weight: HxWx1)."""
-    height, width = weight.shape[:2]
-    filled = np.divide(weighted, weight, out=np.zeros_like(weighted), where=weight > 0)
-    if (weight > 0).all() or max(height, width) == 1:
-        return filled
-    coarse = _pyramid_fill(_pool(weighted), _pool(weight))
-    coarse_up = coarse.repeat(2, axis=0).repeat(2, axis=1)[:height, :width]
-    return np.where(weight > 0, filled, coarse_up)
+def _first_line(err: BaseException) -> str:
+    return str(err).splitlines()[0][:200] if str(err) else type(err).__name__

@@ -1,4 +1,5 @@
-"""ONNX Runtime sessions: device choice without silent fallback, the model contract, tile sizing from free memory.
+"""ONNX Runtime sessions: device choice without silent fallback, tile sizing from available memory (host or GPU),
+out-of-memory errors recognised. The model contract is `srgan_cli.upscale.contract`.
 
 onnxruntime itself is imported inside the functions that need it, so `srgan --help` stays fast.
 """
@@ -8,18 +9,20 @@ from __future__ import annotations
 import contextlib
 import io
 import os
+import re
+import subprocess
 import sys
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-
-import numpy as np
 
 from srgan_cli.errors import SrganError, UsageError
 
 BYTES_PER_LR_PIXEL = 17_000  # peak ONNX Runtime memory of the 16x64 x4 generator per window LR pixel (measured 16.9 kB)
-RANGES = {"0,1": (0.0, 1.0), "0,255": (0.0, 255.0), "-1,1": (-1.0, 1.0)}
-LAYOUTS = ("NHWC", "NCHW")
+MEMINFO = Path("/proc/meminfo")
+HOST_BUDGET = (4, 2 << 30)  # --tile auto on the CPU: a quarter of the available memory, at most 2 GB
+GPU_BUDGET = (2, 8 << 30)  # on a GPU: half its free memory, at most 8 GB
+GPU_PROVIDERS = ("CUDAExecutionProvider", "TensorrtExecutionProvider")
+OUT_OF_MEMORY = ("failed to allocate memory", "out of memory", "bad_alloc", "alloc_failed", "cudaerrormemoryallocation")
 
 
 def cpu_count() -> int:
@@ -38,7 +41,7 @@ def parse_device(device: str) -> tuple[str, int]:
     """
     if device in ("auto", "cpu", "cuda"):
         return device, 0
-    if device.startswith("cuda:") and device[5:].isdigit():
+    if re.fullmatch(r"cuda:[0-9]+", device):
         return "cuda", int(device[5:])
     raise UsageError(f"--device {device!r}: use auto, cpu, cuda or cuda:N")
 
@@ -113,99 +116,65 @@ def open_session(model: str | Path | bytes, device: str = "auto", threads: int |
         raise SrganError(f"not a usable ONNX model ({str(err).splitlines()[0][:200]})") from None
 
 
-@dataclass(frozen=True)
-class Contract:
-    """How to feed the model.
-
-    Attributes:
-        input_name: the name of its one input.
-        layout: 'NHWC' or 'NCHW'.
-        value_range: (low, high) pixel values the model works in, e.g. (0.0, 1.0).
-        scale: output side / input side.
-    """
-
-    input_name: str
-    layout: str
-    value_range: tuple[float, float]
-    scale: int
+def is_out_of_memory(err: BaseException) -> bool:
+    """An exception that says memory ran out (MemoryError, or ONNX Runtime's CPU or CUDA allocation failures)."""
+    return isinstance(err, MemoryError) or any(words in str(err).lower() for words in OUT_OF_MEMORY)
 
 
-def _check_input(session: Any, layout: str) -> str:
-    inputs = session.get_inputs()
-    if len(inputs) != 1:
-        raise SrganError(f"the model has {len(inputs)} inputs; an SR model takes one image tensor")
-    shape = inputs[0].shape
-    if len(shape) != 4:
-        raise SrganError(f"the model's input has rank {len(shape)}; expected a 4-D image batch ({layout})")
-    channels = shape[3] if layout == "NHWC" else shape[1]
-    if isinstance(channels, int) and channels != 3:
-        raise SrganError(f"the model's input has {channels} channels in {layout} layout; expected 3 (RGB)")
-    return str(inputs[0].name)
-
-
-def _probe_scale(session: Any, name: str, layout: str, lo: float) -> int:
-    probe = np.full((1, 16, 16, 3) if layout == "NHWC" else (1, 3, 16, 16), lo, dtype=np.float32)
+def available_memory() -> int:
+    """Bytes of host memory available to new allocations: MemAvailable (free plus reclaimable cache), not MemFree."""
     try:
-        out = session.run(None, {name: probe})[0]
-    except Exception as err:
-        raise SrganError(f"the model fails on a 16x16 input ({str(err).splitlines()[0][:160]})") from None
-    if out.ndim != 4:
-        raise SrganError(f"the model maps a 16x16 image to shape {out.shape}: not an SR model")
-    h, w = (out.shape[1], out.shape[2]) if layout == "NHWC" else (out.shape[2], out.shape[3])
-    if h != w or h % 16:
-        raise SrganError(f"the model maps 16x16 to {h}x{w}: not an integer-scale SR model")
-    return int(h // 16)
+        match = re.search(r"^MemAvailable:\s+(\d+) kB", MEMINFO.read_text(), re.MULTILINE)
+        if match:
+            return int(match.group(1)) * 1024
+    except OSError:
+        pass
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        return 4 << 30
 
 
-def _metadata_scale(meta: dict[str, str]) -> int | None:
-    if "scale" not in meta:
+def gpu_free_memory(gpu: int) -> int | None:
+    """Free memory of NVIDIA GPU `gpu` in bytes (from nvidia-smi), or None where it cannot be asked."""
+    try:
+        done = subprocess.run(["nvidia-smi", "--query-gpu=memory.free", "--format=csv,noheader,nounits", "-i",
+                               str(gpu)], capture_output=True, text=True, timeout=10, check=True)
+        return int(done.stdout.split()[0]) << 20
+    except (OSError, subprocess.SubprocessError, ValueError, IndexError):
         return None
-    try:
-        return int(meta["scale"])
-    except ValueError:
-        raise SrganError(f"the model's metadata has scale {meta['scale']!r}: not an integer; "
-                         "pass --scale N") from None
 
 
-def read_contract(session: Any, scale: int | None = None, layout: str | None = None,
-                  value_range: str | None = None) -> Contract:
-    """The model contract from `srgan export` metadata, overridden by explicit values, else probed.
-
-    Args:
-        session: an open onnxruntime.InferenceSession.
-        scale, layout, value_range: overrides ('NHWC'/'NCHW'; '0,1', '0,255' or '-1,1').
-
-    Raises:
-        UsageError: a malformed override.
-        SrganError: not a single-input RGB image model of an integer scale.
-    """
-    meta = session.get_modelmeta().custom_metadata_map or {}
-    layout = (layout or meta.get("layout") or "NHWC").upper()
-    if layout not in LAYOUTS:
-        raise UsageError(f"--layout {layout}: use NHWC or NCHW")
-    range_key = (value_range or meta.get("value_range") or "0,1").replace(" ", "")
-    if range_key not in RANGES:
-        raise UsageError(f"--range {range_key}: use 0,1 or 0,255 or -1,1")
-    name = _check_input(session, layout)
-    scale = scale or _metadata_scale(meta) or _probe_scale(session, name, layout, RANGES[range_key][0])
-    return Contract(name, layout, RANGES[range_key], int(scale))
+def tile_budget(device: str = "cpu") -> tuple[int, str]:
+    """(bytes one window may take, where that figure came from) for --tile auto on `device` ('cpu' or 'cuda:N')."""
+    if device.startswith("cuda:"):
+        free = gpu_free_memory(int(device[5:]))
+        if free is not None:
+            share, cap = GPU_BUDGET
+            return min(cap, free // share), f"1/{share} of {free / 1e9:.1f} GB free on {device}, at most {cap >> 30} GB"
+    share, cap = HOST_BUDGET
+    available = available_memory()
+    return min(cap, available // share), f"1/{share} of {available / 1e9:.1f} GB available, at most {cap >> 30} GB"
 
 
 def auto_tile(pad: int, budget_bytes: int | None = None) -> int:
-    """Largest kept tile whose window fits the memory budget (default: 1/4 of available memory, at most 2 GB).
+    """Largest kept tile whose window fits the memory budget (default: that of the CPU, see `tile_budget`).
 
     Args:
         pad: context pixels per tile side.
         budget_bytes: memory one window may take.
     """
     if budget_bytes is None:
-        budget_bytes = min(2 << 30, _available_memory() // 4)
+        budget_bytes = tile_budget("cpu")[0]
     side = int((budget_bytes / BYTES_PER_LR_PIXEL) ** 0.5)
     return max(32, side - 2 * pad)
 
 
-def _available_memory() -> int:
-    try:
-        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
-    except (ValueError, OSError, AttributeError):
-        return 4 << 30
+def usable_providers() -> tuple[list[str], list[str]]:
+    """(ONNX Runtime execution providers usable here, those installed but needing a GPU this machine lacks)."""
+    import onnxruntime as ort
+
+    available = ort.get_available_providers()
+    no_gpu = sys.platform.startswith("linux") and not os.path.exists("/dev/nvidiactl")
+    lacking = [p for p in available if no_gpu and p in GPU_PROVIDERS]
+    return [p for p in available if p not in lacking], lacking

@@ -14,6 +14,7 @@ from srgan_cli.errors import SrganError
 # (pad 8: 2.7/255), and 256-pixel tiles (288-pixel windows, about 1.5 GB) were the fastest of 128/192/256.
 DEFAULT_TILE = 256
 DEFAULT_PAD = 16
+MIN_TILE = 16  # out of memory on tiles this small: the tile is not the cause
 Run = Callable[[np.ndarray], np.ndarray]  # float32 (h, w, C) window -> float32 (h*scale, w*scale, C') result
 
 
@@ -99,6 +100,56 @@ def upscale_tiled(image: np.ndarray, run: Run, scale: int, tile: int, pad: int,
     if out is None:
         raise SrganError("cannot upscale an empty image")
     return out
+
+
+class TileOutOfMemory(SrganError):
+    """The model ran out of memory on a window whose longer side is `tile` (`upscale_retrying` retries smaller)."""
+
+    def __init__(self, tile: int) -> None:
+        super().__init__(f"out of memory running the model on {tile}-px windows")
+        self.tile = tile
+
+
+def _effective_tile(tile: int, side: int) -> int:
+    """The kept tile side a tile setting gives on an image whose longer side is `side` (0: the whole image)."""
+    return tile if 0 < tile < side else side
+
+
+def upscale_retrying(image: np.ndarray, run: Run, scale: int, tile: int, pad: int,
+                     finish: Callable[[np.ndarray], np.ndarray] | None = None,
+                     on_window: Callable[[int], object] | None = None, notes: list[str] | None = None) -> np.ndarray:
+    """`upscale_tiled`, retried with half the tile each time `run` raises TileOutOfMemory (as chaiNNer does).
+
+    Args:
+        image, run, scale, tile, pad, finish: as `upscale_tiled`.
+        on_window: as `upscale_tiled`; a failed try's pixels are taken back (a negative count).
+        notes: receives one line when the tile had to shrink.
+
+    Raises:
+        TileOutOfMemory: out of memory even on tiles of MIN_TILE px (its `tile`: the last tile tried).
+    """
+    side, current = max(image.shape[:2]), tile
+    while True:
+        done = [0]
+
+        def counted(pixels: int, done: list[int] = done) -> None:
+            done[0] += pixels
+            if on_window:
+                on_window(pixels)
+        try:
+            out = upscale_tiled(image, run, scale, current, pad, finish=finish, on_window=counted)
+        except TileOutOfMemory:
+            if on_window and done[0]:
+                on_window(-done[0])
+            tried = _effective_tile(current, side)
+            if tried // 2 < MIN_TILE:
+                raise TileOutOfMemory(tried) from None
+            current = tried // 2
+            continue
+        if current != tile and notes is not None:
+            notes.append(f"out of memory with {_effective_tile(tile, side)}-px tiles: used {current}-px tiles "
+                         "(a smaller --tile saves the retries)")
+        return out
 
 
 def _dihedral(array: np.ndarray, k: int) -> np.ndarray:

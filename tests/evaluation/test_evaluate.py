@@ -169,3 +169,55 @@ def test_an_unwritable_json_file_is_one_error_line(model_path, folder, tmp_path)
     (tmp_path / "taken").write_text("a file, not a folder")
     result = run_evaluate(folder, "--model", model_path, "-q", "--json", tmp_path / "taken" / "s.json")
     assert result.exit_code == 1 and "cannot write" in result.output and "Traceback" not in result.output
+
+
+@pytest.mark.parametrize("option,where", [("--json", "folder"), ("--save", "file")])
+def test_outputs_that_cannot_be_written_are_refused_before_any_work(model_path, folder, tmp_path, monkeypatch,
+                                                                    option, where):
+    def never(*args, **kwargs):
+        raise AssertionError("evaluated before checking where the results go")
+
+    monkeypatch.setattr(protocol, "evaluate_folder", never)
+    target = tmp_path / "taken"
+    target.mkdir() if where == "folder" else target.write_text("a file")
+    result = run_evaluate(folder, "--model", model_path, option, target)
+    assert result.exit_code == 1 and "taken" in result.output and "Traceback" not in result.output
+    assert len(result.output.strip().splitlines()) == 1
+
+
+def test_two_models_with_the_same_stem_get_two_columns(model_path, folder, tmp_path):
+    for side in ("a", "b"):
+        (tmp_path / side).mkdir()
+        (tmp_path / side / "model.onnx").write_bytes(model_path.read_bytes())
+    result = run_evaluate(folder, "--model", tmp_path / "a" / "model.onnx", "--model", tmp_path / "b" / "model.onnx",
+                          "--json", tmp_path / "s.json")
+    assert result.exit_code == 0, result.output
+    assert list(strict_json(tmp_path / "s.json")["Tiny"]["clean"]["mean"]) == ["bicubic", "a/model", "b/model"]
+
+
+def test_an_image_too_small_to_score_is_skipped_with_a_note(model_path, folder, tmp_path):
+    Image.fromarray(photo_array(9, 10)).save(folder / "tiny.png")
+    result = run_evaluate(folder, "--model", model_path, "--json", tmp_path / "s.json")
+    assert result.exit_code == 0, result.output
+    assert "tiny.png" in result.output and "too small" in result.output and "skipped" in result.output
+    assert set(strict_json(tmp_path / "s.json")["Tiny"]["clean"]["images"]) == {"im0", "im1"}
+
+
+def test_a_folder_that_does_not_exist_is_a_usage_error(model_path, tmp_path):
+    result = run_evaluate(tmp_path / "Set5", "--model", model_path)
+    assert result.exit_code == 2 and "Set5" in result.output and "Traceback" not in result.output
+
+
+def test_evaluate_reports_progress_per_image(model_path, folder):
+    seen = []
+    protocol.evaluate_folder(folder, {"tiny": Upscaler(model_path, device="cpu")}, on_image=seen.append)
+    assert [path.name for path in seen] == ["im0.png", "im1.png"]
+
+
+def test_image_names_that_look_like_markup_are_shown_as_they_are(model_path, tmp_path):
+    folder = tmp_path / "Marked"
+    folder.mkdir()
+    Image.fromarray(photo_array(40, 40)).save(folder / "IMG [draft].png")
+    result = run_evaluate(folder, "--model", model_path)
+    assert result.exit_code == 0, result.output
+    assert "IMG [draft]" in result.output

@@ -1,0 +1,49 @@
+"""The `srgan` app itself (cli/app.py): help text printed as written, shell completion, `--version`, packaging."""
+
+from pathlib import Path
+
+import onnxruntime
+import pytest
+from typer.testing import CliRunner
+
+from srgan_cli.cli import app
+from srgan_cli.upscale import models
+
+ROOT = Path(__file__).parents[1]
+runner = CliRunner()
+
+
+def test_help_text_is_printed_as_written_not_as_rich_markup():
+    result = runner.invoke(app, ["train", "--help"], terminal_width=200)
+    assert result.exit_code == 0, result.output
+    assert "[default: 100000]" in result.output
+
+
+def test_shell_completion_is_offered():
+    result = runner.invoke(app, ["--help"])
+    assert result.exit_code == 0 and "--install-completion" in result.output
+
+
+def test_version_names_onnx_runtime_its_usable_providers_and_the_shipped_models(monkeypatch, model_path, tmp_path):
+    (tmp_path / "tiny_x4.onnx").write_bytes(model_path.read_bytes())
+    (tmp_path / "other_x2.onnx").write_bytes(model_path.read_bytes())
+    (tmp_path / "default.txt").write_text("tiny_x4.onnx\n")
+    monkeypatch.setattr(models, "WEIGHTS_DIRS", (tmp_path,))
+    result = runner.invoke(app, ["--version"])
+    assert result.exit_code == 0, result.output
+    assert "srgan 0.1.0" in result.output
+    assert f"onnxruntime {onnxruntime.__version__}" in result.output and "CPUExecutionProvider" in result.output
+    assert "tiny_x4 (default)" in result.output and "other_x2" in result.output
+
+
+def test_the_model_option_lists_the_shipped_models():
+    result = runner.invoke(app, ["upscale", "--help"], terminal_width=200)
+    for name in models.shipped_models():
+        assert name in result.output
+
+
+def test_the_installed_package_does_not_carry_the_training_weights():
+    tomllib = pytest.importorskip("tomllib")
+    config = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    shipped = config["tool"]["setuptools"]["package-data"]["srgan_cli.weights"]
+    assert "*.onnx" in shipped and not any(pattern.endswith(".h5") for pattern in shipped)
