@@ -88,6 +88,29 @@ SECOND_ROUND = RoundParams(
 
 
 @dataclass(frozen=True)
+class LrDamageParams:
+    """First-order damage on the protocol's bicubic LR, as ``evaluate --degrade`` applies it: blur, noise, JPEG.
+
+    Attributes:
+        blur_prob: Probability of an isotropic Gaussian blur of the LR.
+        blur_sigma: Range of its sigma, in LR px.
+        noise_prob: Probability of Gaussian noise.
+        noise_range: Range of its sigma, in 8-bit levels.
+        gray_noise_prob: Probability that the noise is the same on the three channels.
+        jpeg_prob: Probability of a JPEG round trip.
+        jpeg_range: Range of the JPEG quality (integers, inclusive).
+    """
+
+    blur_prob: float = 0.2
+    blur_sigma: tuple[float, float] = (0.3, 1.5)
+    noise_prob: float = 0.5
+    noise_range: tuple[float, float] = (1.0, 12.0)
+    gray_noise_prob: float = 0.4
+    jpeg_prob: float = 0.9
+    jpeg_range: tuple[int, int] = (30, 95)
+
+
+@dataclass(frozen=True)
 class DegradationParams:
     """The whole second-order pipeline; the defaults are Real-ESRGAN x4plus's.
 
@@ -99,6 +122,9 @@ class DegradationParams:
         final_sinc_prob: Probability of the final sinc filter (otherwise no filter).
         clean_prob: Probability that the LR is the plain Pillow bicubic downscale (the clean evaluation protocol),
             drawn first; the rest of the pipeline is then skipped.
+        lr_damage_prob: Probability (drawn next) that the LR is the bicubic downscale with ``lr_damage``'s
+            first-order damage instead of the second-order pipeline: the kind of input ``evaluate --degrade`` makes.
+        lr_damage: The parameters of that first-order damage.
         scale: Downscale factor between HR and LR.
     """
 
@@ -107,6 +133,8 @@ class DegradationParams:
     second_order_prob: float = 1.0
     final_sinc_prob: float = 0.8
     clean_prob: float = 0.0
+    lr_damage_prob: float = 0.0
+    lr_damage: LrDamageParams = LrDamageParams()
     scale: int = 4
 
 
@@ -215,10 +243,20 @@ _ROUND_RULES: dict[str, Callable[[Any], Any]] = {
     "gray_noise_prob": _probability,
     "jpeg_range": _jpeg_range,
 }
+_LR_DAMAGE_RULES: dict[str, Callable[[Any], Any]] = {
+    "blur_prob": _probability,
+    "blur_sigma": _positive_range,
+    "noise_prob": _probability,
+    "noise_range": _range,
+    "gray_noise_prob": _probability,
+    "jpeg_prob": _probability,
+    "jpeg_range": _jpeg_range,
+}
 _TOP_RULES: dict[str, Callable[[Any], Any]] = {
     "second_order_prob": _probability,
     "final_sinc_prob": _probability,
     "clean_prob": _probability,
+    "lr_damage_prob": _probability,
     "scale": _positive_int,
 }
 
@@ -240,13 +278,17 @@ def _unknown(key: str, known: Iterable[str], source: str) -> SrganError:
     return SrganError(f"{source}: unknown degradation key '{key}' (known: {', '.join(known)})")
 
 
-def _merge_round(base: RoundParams, data: Any, prefix: str, source: str) -> RoundParams:
+def _merge_nested(base: Any, data: Any, prefix: str, source: str, rules: dict[str, Callable[[Any], Any]]) -> Any:
     changes = {}
     for key, value in _require_mapping(data, prefix, source).items():
-        if key not in _ROUND_RULES:
-            raise _unknown(f"{prefix}.{key}", _ROUND_RULES, source)
-        changes[key] = _checked(_ROUND_RULES[key], value, f"{prefix}.{key}", source)
-    merged = replace(base, **changes)
+        if key not in rules:
+            raise _unknown(f"{prefix}.{key}", rules, source)
+        changes[key] = _checked(rules[key], value, f"{prefix}.{key}", source)
+    return replace(base, **changes)
+
+
+def _merge_round(base: RoundParams, data: Any, prefix: str, source: str) -> RoundParams:
+    merged = _merge_nested(base, data, prefix, source, _ROUND_RULES)
     if len(merged.kernel_prob) != len(merged.kernel_list):
         raise SrganError(
             f"{source}: degradation key '{prefix}.kernel_prob' has {len(merged.kernel_prob)} entries "
@@ -273,10 +315,12 @@ def params_from_dict(data: Mapping[str, Any], source: str = "degradation paramet
     for key, value in _require_mapping(data, "(top level)", source).items():
         if key in ("first", "second"):
             changes[key] = _merge_round(getattr(params, key), value, key, source)
+        elif key == "lr_damage":
+            changes[key] = _merge_nested(params.lr_damage, value, key, source, _LR_DAMAGE_RULES)
         elif key in _TOP_RULES:
             changes[key] = _checked(_TOP_RULES[key], value, key, source)
         else:
-            raise _unknown(key, ["first", "second", *_TOP_RULES], source)
+            raise _unknown(key, ["first", "second", "lr_damage", *_TOP_RULES], source)
     return replace(params, **changes)
 
 
@@ -811,6 +855,25 @@ def _draw_final(rng: np.random.Generator, params: DegradationParams, lr_size: tu
     return [*steps, jpeg] if rng.random() < 0.5 else [jpeg, *steps]
 
 
+def _draw_lr_damage(rng: np.random.Generator, damage: LrDamageParams) -> list[Step]:
+    """Blur, noise and JPEG on the LR, each with its probability (the order `evaluate --degrade` specs use)."""
+    steps: list[Step] = []
+    if rng.random() < damage.blur_prob:
+        steps.append(iso_blur(_uniform(rng, damage.blur_sigma), "lr"))
+    if rng.random() < damage.noise_prob:
+        gray = bool(rng.random() < damage.gray_noise_prob)
+        steps.append(Noise("gaussian", _uniform(rng, damage.noise_range), gray, int(rng.integers(0, 2**63)), "lr"))
+    if rng.random() < damage.jpeg_prob:
+        steps.append(_draw_jpeg(rng, damage.jpeg_range, "lr"))
+    return steps
+
+
+def iso_blur(sigma: float, stage: str = "spec") -> Blur:
+    """An isotropic Gaussian blur step of side 2*ceil(3 sigma)+1."""
+    size = 2 * math.ceil(3 * sigma) + 1
+    return Blur(gaussian_kernel(size, sigma, sigma, 0.0), "iso", sigma, sigma, stage=stage)
+
+
 def _lr_size(params: DegradationParams, hr_shape: tuple[int, ...]) -> tuple[int, int]:
     height, width = hr_shape[:2]
     if height % params.scale or width % params.scale or height < params.scale or width < params.scale:
@@ -835,6 +898,8 @@ def draw_plan(rng: np.random.Generator, params: DegradationParams, hr_shape: tup
     lr_size = _lr_size(params, hr_shape)
     if rng.random() < params.clean_prob:
         return DegradationPlan((CleanBicubic(lr_size),), lr_size)
+    if params.lr_damage_prob and rng.random() < params.lr_damage_prob:
+        return DegradationPlan((CleanBicubic(lr_size), *_draw_lr_damage(rng, params.lr_damage)), lr_size)
     steps = _draw_round(rng, params.first, "first", (hr_shape[0], hr_shape[1]))
     if rng.random() < params.second_order_prob:
         steps += _draw_round(rng, params.second, "second", lr_size)
@@ -925,9 +990,7 @@ def _spec_step(part: str) -> Step:
         kind = "poisson" if name == "poisson" else "gaussian"
         return Noise(kind, _spec_float(part, text), name == "graynoise", seed=0)
     if name == "blur":
-        sigma = _spec_float(part, text)
-        size = 2 * math.ceil(3 * sigma) + 1
-        return Blur(gaussian_kernel(size, sigma, sigma, 0.0), "iso", sigma, sigma)
+        return iso_blur(_spec_float(part, text))
     raise _spec_error(part, f"unknown step {name!r}")
 
 

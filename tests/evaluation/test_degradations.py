@@ -399,3 +399,26 @@ def test_apply_spec_steps_run_in_order_and_keep_the_shape():
     assert a.shape == b.shape == lr.shape and not np.array_equal(a, b)
     gray = deg.apply_spec(lr[:, :, 0], deg.parse_spec("poisson:1,jpeg:50"), seed=0)
     assert gray.shape == (48, 40) and gray.dtype == np.uint8
+
+
+def test_the_first_order_lr_damage_branch_draws_within_its_ranges_and_starts_from_the_protocols_lr():
+    params = deg.params_from_dict({"lr_damage_prob": 1.0, "lr_damage": {
+        "blur_prob": 0.5, "blur_sigma": [0.5, 1.0], "noise_prob": 0.5, "noise_range": [2, 4], "jpeg_range": [40, 50]}})
+    seen = set()
+    for index in range(200):
+        plan = deg.draw_plan(np.random.default_rng((1, index)), params, (48, 48, 3))
+        assert isinstance(plan.steps[0], deg.CleanBicubic)
+        for step in plan.steps[1:]:
+            seen.add(type(step).__name__)
+            if isinstance(step, deg.Blur):
+                assert 0.5 <= step.sigma_x <= 1.0 and step.kind == "iso"
+            elif isinstance(step, deg.Noise):
+                assert 2 <= step.amount <= 4 and step.kind == "gaussian"
+            else:
+                assert isinstance(step, deg.Jpeg) and 40 <= step.quality <= 50
+    assert seen == {"Blur", "Noise", "Jpeg"}
+    nothing = deg.params_from_dict({"lr_damage_prob": 1.0, "lr_damage": {
+        "blur_prob": 0, "noise_prob": 0, "jpeg_prob": 0}})
+    hr = np.random.default_rng(0).integers(0, 256, (48, 48, 3), dtype=np.uint8)
+    clean = np.asarray(Image.fromarray(hr).resize((12, 12), Image.Resampling.BICUBIC))
+    assert np.array_equal(deg.degrade_crop(hr, 0, 0, nothing), clean)
