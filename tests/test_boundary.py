@@ -78,7 +78,7 @@ def _imports(path):
 
 
 def test_upscale_and_evaluation_files_import_no_tensorflow_and_no_training():
-    files = [path for folder in NO_TENSORFLOW_DIRS for path in sorted((ROOT / "srgan_cli" / folder).glob("*.py"))]
+    files = [path for folder in NO_TENSORFLOW_DIRS for path in sorted((ROOT / "srgan_cli" / folder).rglob("*.py"))]
     assert len(files) >= 10
     offending = {f"{path.relative_to(ROOT)}: {name}" for path in files for name in _imports(path)
                  if any(name == f or name.startswith(f + ".") for f in FORBIDDEN)}
