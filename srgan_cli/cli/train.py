@@ -1,21 +1,33 @@
 """`srgan train`: option parsing only; the defaults and rules live in TrainConfig, TensorFlow is imported last."""
 
+from __future__ import annotations
+
+import dataclasses
 import json
+import logging
 import os
+import re
+import sys
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from enum import Enum
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.progress import TextColumn
+from rich.logging import RichHandler
+from rich.progress import Progress, TextColumn
+from rich.text import Text
 
 from srgan_cli.cli.app import app, run_or_exit
-from srgan_cli.console import RateColumn, info_line, make_progress
+from srgan_cli.console import RateColumn, err_console, error_line, info_line, make_progress
 from srgan_cli.errors import UsageError
 from srgan_cli.training.config import TrainConfig
 
 D = TrainConfig()  # the defaults, shown in --help
 SIGNAL_EXIT = {"SIGINT": 130, "SIGTERM": 143}
+SHOWN_LOSSES = ("g_loss", "d_loss")
 
 
 class Phase(str, Enum):
@@ -46,23 +58,110 @@ class Degradation(str, Enum):
     realistic = "realistic"
 
 
-def quiet_tensorflow():
-    """Keep TensorFlow's C++ start-up chatter off the terminal (must run before it is imported)."""
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+def quiet_tensorflow(verbose: bool = False) -> None:
+    """Keep TensorFlow's C++ chatter (oneDNN, CUDA probing, cuInit) off the terminal; run before it is imported."""
+    if not verbose:
+        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 
-def _train_progress(quiet, total):
+@contextmanager
+def stderr_silenced(enabled: bool = True) -> Iterator[None]:
+    """File descriptor 2 to /dev/null inside the block: what TensorFlow's import writes before absl's logging is
+    set up ("All log messages before absl::InitializeLog()...") ignores TF_CPP_MIN_LOG_LEVEL."""
+    try:
+        saved = os.dup(2) if enabled else None
+    except OSError:
+        saved = None
+    if saved is None:
+        yield
+        return
+    sys.stderr.flush()
+    null = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(null, 2)
+    os.close(null)
+    try:
+        yield
+    finally:
+        sys.stderr.flush()
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
+class ConsoleLog(RichHandler):
+    """The `srgan` logger on the shared stderr console, so its lines print above a live progress bar: one plain
+    line per record, warnings marked, never wrapped (log files stay greppable)."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            text = Text(self.format(record))
+            if record.levelno >= logging.WARNING:
+                text = Text.assemble(("warning: ", "yellow"), text)
+            self.console.print(text, soft_wrap=True)
+        except Exception:
+            self.handleError(record)
+
+
+def log_to_console(quiet: bool) -> None:
+    logger = logging.getLogger("srgan")
+    for old in [h for h in logger.handlers if isinstance(h, ConsoleLog)]:
+        logger.removeHandler(old)
+    handler = ConsoleLog(logging.WARNING if quiet else logging.INFO, console=err_console)
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    logger.propagate = False
+
+
+def _duration(seconds: float) -> str:
+    seconds = int(seconds)
+    return f"{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
+
+
+def _stats(row: dict[str, Any]) -> str:
+    parts = [f"{k} {row[k]:.4g}" for k in SHOWN_LOSSES if row.get(k) is not None]
+    parts.append(f"lr {row['lr']:.3g}")
+    if row.get("val_psnr") is not None:
+        parts.append(f"val {row['val_psnr']:.2f} dB")
+    return "  ".join(parts)
+
+
+def train_progress(quiet: bool, total: int, start: int, every: int) -> tuple[Progress, Callable[..., None]]:
+    """A bar (step, steps/s, ETA, losses, lr, validation) on a terminal; else, unless quiet, one line every
+    `every` steps with the same facts."""
     progress = make_progress(quiet, RateColumn("steps/s"), TextColumn("{task.fields[stats]}", markup=False))
-    task = progress.add_task("train", total=total, stats="")
-    plain = not quiet and progress.disable  # no live display (not a terminal): log a line every 100 steps
+    task = progress.add_task("step", total=total, completed=start, stats="")
+    plain = not quiet and progress.disable
+    clock: dict[str, float] = {}
 
-    def update(step, steps, row):
-        losses = " ".join(f"{k} {row[k]:.4g}" for k in ("g_loss", "d_loss") if row.get(k) is not None)
-        psnr = f" val {row['val_psnr']:.2f} dB" if row.get("val_psnr") else ""
-        progress.update(task, completed=step, total=steps, stats=f"{losses}{psnr}")
-        if plain and (step % 100 == 0 or step == steps):
-            info_line(f"step {step}/{steps} {losses}{psnr} lr {row['lr']:.3g} ({row.get('seconds', 0):.0f} s)")
+    def update(step: int, steps: int, row: dict[str, Any]) -> None:
+        now = time.monotonic()
+        clock.setdefault("time", now)  # from the end of this process's first step (which also builds the graph)
+        clock.setdefault("step", step)
+        stats = _stats(row)
+        progress.update(task, completed=step, total=steps, stats=stats)
+        if plain and (step % every == 0 or step == steps):
+            rate = (step - clock["step"]) / max(now - clock["time"], 1e-6)
+            eta = _duration((steps - step) / rate) if rate else "-"
+            info_line(f"step {step}/{steps}  {rate:.2f} steps/s  ETA {eta}  {stats}")
     return progress, update
+
+
+def run_folder(runs: Path, name: str) -> Path:
+    """RUNS/NAME, where NAME must be one plain folder name."""
+    if not name.strip() or name in (".", "..") or any(sep in name for sep in ("/", "\\", os.sep)):
+        raise UsageError(f"--name {name!r}: a run name is one folder name (not empty, no '/', not '.' or '..')")
+    return runs / name
+
+
+def _yaml_loader(yaml: Any) -> Any:
+    """PyYAML's safe loader, reading 1e-4 as a number as YAML 1.2 does (1.1 wants 1.0e-4 and gives a string)."""
+
+    class Loader(yaml.SafeLoader):
+        pass
+
+    exponent = re.compile(r"^[-+]?[0-9][0-9_]*(?:\.[0-9_]*)?[eE][-+]?[0-9]+$")
+    Loader.add_implicit_resolver("tag:yaml.org,2002:float", exponent, list("-+0123456789"))
+    return Loader
 
 
 def read_config_file(path: Path) -> dict[str, Any]:
@@ -70,13 +169,18 @@ def read_config_file(path: Path) -> dict[str, Any]:
     try:
         text = path.read_text()
         if path.suffix.lower() in (".yaml", ".yml"):
-            import yaml
-
-            values = yaml.safe_load(text) or {}
+            try:
+                import yaml
+            except ImportError:
+                raise UsageError(f"--config {path}: reading YAML needs PyYAML (pip install pyyaml)") from None
+            try:
+                values = yaml.load(text, _yaml_loader(yaml)) or {}
+            except yaml.YAMLError as err:
+                raise ValueError(" ".join(str(err).split())) from None
         else:
             values = json.loads(text)
     except (OSError, ValueError) as err:
-        raise UsageError(f"--config {path}: cannot read it ({str(err).splitlines()[0]})") from None
+        raise UsageError(f"--config {path}: cannot read it ({str(err).splitlines()[0][:200]})") from None
     if not isinstance(values, dict):
         raise UsageError(f"--config {path}: expected a mapping of option names to values")
     return values
@@ -132,35 +236,42 @@ def train(
     val_degrade: Annotated[str | None, typer.Option(help="Validate on damaged inputs too: ';'-separated evaluate --degrade specs, 'clean' for none (e.g. 'clean;jpeg:75').", show_default=False)] = None,
     val_every: Annotated[int | None, typer.Option(help=f"Validate every N steps. [default: {D.val_every}]", show_default=False)] = None,
     checkpoint_every: Annotated[int | None, typer.Option(help=f"Checkpoint every N steps. [default: {D.checkpoint_every}]", show_default=False)] = None,
+    keep_checkpoints: Annotated[int | None, typer.Option(help=f"Keep the newest N checkpoints (checkpoint/step_NNNNNNN/); --resume continues the newest good one. [default: {D.keep_checkpoints}]", show_default=False)] = None,
     sample_every: Annotated[int | None, typer.Option(help=f"Write a sample image every N steps (0: never). [default: {D.sample_every}]", show_default=False)] = None,
-    log_every: Annotated[int | None, typer.Option(help=f"Write log.csv and TensorBoard every N steps. [default: {D.log_every}]", show_default=False)] = None,
+    log_every: Annotated[int | None, typer.Option(help=f"Write log.csv and TensorBoard (and, without a terminal, a progress line) every N steps; validations are always logged. [default: {D.log_every}]", show_default=False)] = None,
     seed: Annotated[int | None, typer.Option(help="Seed of the crops, the degradations and the initial weights. [default: 0]", show_default=False)] = None,
     strategy: Annotated[Strategy | None, typer.Option(help="tf.distribute strategy. [default: auto]", show_default=False)] = None,
     mixed_precision: Annotated[bool | None, typer.Option("--mixed-precision/--no-mixed-precision", help="mixed_float16 (GPUs). [default: off]", show_default=False)] = None,
     resume: Annotated[bool, typer.Option(help="Continue the run in RUNS/NAME from its checkpoint; only the schedule, validation and logging options may change.")] = False,
-    quiet: Annotated[bool, typer.Option("--quiet", "-q")] = False,
-):
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Only errors and warnings.")] = False,
+    verbose: Annotated[bool, typer.Option("--verbose", help="Let TensorFlow's own start-up and device messages through.")] = False,
+) -> None:
     """Train the SRResNet generator (pretrain) or the full SRGAN (gan) from a folder of photos.
 
     Stopped by Ctrl-C or SIGTERM, it saves a checkpoint and exits 130 or 143; --resume continues it.
     """
-    flags = {k: v for k, v in locals().items()
-             if k not in ("name", "runs", "config_file", "print_config", "degradation_config", "resume", "quiet")}
+    flags = {k: v for k, v in locals().items() if k not in
+             ("name", "runs", "config_file", "print_config", "degradation_config", "resume", "quiet", "verbose")}
     from srgan_cli.training.plan import plan_run
 
+    run_dir = run_or_exit(run_folder, runs, name)
     given = run_or_exit(_given, flags, config_file, degradation_config)
-    plan = run_or_exit(plan_run, runs / name, given, resume)
+    plan = run_or_exit(plan_run, run_dir, given, resume)
     if print_config:
-        import dataclasses
-
         typer.echo(json.dumps(dataclasses.asdict(plan.config), indent=2))
         return
-    quiet_tensorflow()
-    from srgan_cli.training.loop import train as run_training
-
-    progress, update = _train_progress(quiet, plan.config.steps)
-    with progress:
-        step, stopped_by = run_or_exit(run_training, plan, progress=update)
-    info_line(f"stopped at step {step}; run folder {runs / name}", quiet)
+    log_to_console(quiet)
+    quiet_tensorflow(verbose)
+    try:
+        with stderr_silenced(not verbose):
+            from srgan_cli.training.loop import train as run_training
+        start = plan.run.saved_state().step if resume else 0
+        progress, update = train_progress(quiet, plan.config.steps, start, plan.config.log_every)
+        with progress:
+            step, stopped_by = run_or_exit(run_training, plan, progress=update)
+    except KeyboardInterrupt:  # before the loop catches signals: nothing to save yet
+        error_line("interrupted before the first step: nothing saved")
+        raise typer.Exit(SIGNAL_EXIT["SIGINT"]) from None
+    info_line(f"stopped at step {step}; run folder {run_dir}", quiet)
     if stopped_by:
         raise typer.Exit(SIGNAL_EXIT[stopped_by])

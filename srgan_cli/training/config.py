@@ -18,13 +18,13 @@ CHOICES = {
     "strategy": ("auto", "default", "mirrored", "multiworker"),
     "degradation": ("bicubic", "realistic"),
 }
-POSITIVE = ("steps", "batch_size", "val_every", "checkpoint_every", "log_every")
+POSITIVE = ("steps", "batch_size", "val_every", "checkpoint_every", "keep_checkpoints", "log_every")
 NON_NEGATIVE = ("adv_weight", "lattice_weight", "lowfreq_weight", "pixel_weight", "overshoot_weight", "d_warmup",
                 "lr_decay_every", "lr_decay_from", "sample_every")
 LATTICE_WINDOW = 32  # the lattice loss works on 8x8-pixel LR windows: HR crops in multiples of 32
 # on --resume these may change (extend the run, a new schedule, other validation); the rest is the run's own
 RESUMABLE = frozenset({"steps", "lr", "lr_decay_every", "lr_decay_factor", "ema", "val", "val_every", "val_degrade",
-                       "checkpoint_every", "sample_every", "log_every"})
+                       "checkpoint_every", "keep_checkpoints", "sample_every", "log_every"})
 LEGACY_ARCH_KEYS = ("blocks", "channels")  # config.json files written before the architecture registry
 
 
@@ -60,6 +60,7 @@ class TrainConfig:
     val_degrade: str = ""
     val_every: int = 1000
     checkpoint_every: int = 500
+    keep_checkpoints: int = 3  # the newest k checkpoints stay in checkpoint/, so a bad step has good ones behind it
     sample_every: int = 1000
     log_every: int = 50
     seed: int = 0

@@ -1,29 +1,46 @@
 """The training loop: builds the run from its plan, steps, validates, samples, checkpoints, and stops cleanly."""
 
+from __future__ import annotations
+
 import logging
 import math
+import re
 import signal
 import time
+import warnings
+import zipfile
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import keras
 import tensorflow as tf
 
 from srgan_cli.errors import SrganError
 from srgan_cli.evaluation import degradations
-from srgan_cli.training import data, patches
+from srgan_cli.training import archs, data, patches
 from srgan_cli.training.averaging import WeightAverage
-from srgan_cli.training.checkpoint import has_checkpoint, load_average, load_checkpoint, save_checkpoint
+from srgan_cli.training.checkpoint import (
+    load_average,
+    load_checkpoint,
+    output_finite,
+    resume_hint,
+    save_checkpoint,
+)
+from srgan_cli.training.config import TrainConfig
 from srgan_cli.training.plan import RunPlan
-from srgan_cli.training.runfolder import RunFolder, RunState
+from srgan_cli.training.runfolder import EXTRA_TERMS, LOG_FIELDS, RunFolder, RunState
 from srgan_cli.training.trainer import Trainer
 from srgan_cli.training.validation import load_validation, save_sample, validate
 
 log = logging.getLogger("srgan")
+Progress = Callable[[int, int, dict[str, Any]], None]  # (step, total steps, row) after each step
+EARLY_VALIDATION = 5  # validate this many steps after each start: a first number now, not --val-every steps later
+HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
 
 
-def make_strategy(name):
+def make_strategy(name: str) -> tf.distribute.Strategy:
     """tf.distribute strategy by name: auto picks mirrored with more than one GPU, else the default."""
     gpus = tf.config.list_logical_devices("GPU")
     if name == "auto":
@@ -39,11 +56,11 @@ def make_strategy(name):
 
 
 @contextmanager
-def stop_requests():
+def stop_requests() -> Iterator[dict[str, str | None]]:
     """Turn SIGINT/SIGTERM into a flag the loop checks, so it can checkpoint before leaving."""
-    flag = {"stop": None}
+    flag: dict[str, str | None] = {"stop": None}
 
-    def handler(signum, _frame):
+    def handler(signum: int, _frame: Any) -> None:
         flag["stop"] = signal.Signals(signum).name
     previous = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
     try:
@@ -53,27 +70,48 @@ def stop_requests():
             signal.signal(s, h)
 
 
-def init_generator(trainer, init):
-    """Load starting generator weights from a .weights.h5, a .keras file or a run folder (its latest generator)."""
+def init_generator(trainer: Trainer, init: str | Path) -> None:
+    """Load starting generator weights from a .weights.h5, a .keras file or a run folder (its latest generator).
+
+    Raises:
+        SrganError: one line naming the file and what is wrong with it (not weights, not this architecture).
+    """
     path = Path(init)
     if path.is_dir():
         path = RunFolder(path).generator_file("latest")
+        if not path.is_file():
+            raise SrganError(f"--init {init}: a folder without {path.name} (not a run folder?)")
+    if not path.is_file():
+        raise SrganError(f"--init {init}: not found")
+    with path.open("rb") as f:
+        head = f.read(len(HDF5_SIGNATURE))
+    if path.suffix == ".keras" and not zipfile.is_zipfile(path):
+        raise SrganError(f"--init {path}: not a .keras model file (not a zip archive)")
+    if path.suffix != ".keras" and head != HDF5_SIGNATURE:
+        raise SrganError(f"--init {path}: not a .weights.h5 weights file (not HDF5)")
     try:
-        if path.suffix == ".keras":
-            trainer.generator.set_weights(keras.saving.load_model(path, safe_mode=True, compile=False).get_weights())
-        else:
-            trainer.generator.load_weights(path)
-    except (OSError, ValueError, KeyError, TypeError) as err:
-        reason = str(err).splitlines()[0][:160] if str(err) else type(err).__name__
-        raise SrganError(f"--init {init}: not generator weights of this architecture ({reason})") from None
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # Keras warns once per layer it cannot match before it raises
+            if path.suffix == ".keras":
+                model = keras.saving.load_model(path, safe_mode=True, compile=False)
+                trainer.generator.set_weights(model.get_weights())
+            else:
+                trainer.generator.load_weights(path)
+    except Exception as err:  # Keras raises ValueError, KeyError, TypeError, OSError... for a file that does not fit
+        text = str(err)
+        shapes = re.search(r"variable\.shape=\S+, Received: value\.shape=\([^)]*\)", text)
+        reason = shapes.group(0) if shapes else text.splitlines()[0][:200] if text else type(err).__name__
+        config = trainer.config
+        about = archs.get(config.arch).describe(archs.params_of(config.arch, config.arch_params))
+        raise SrganError(f"--init {path}: does not fit the generator of this run ({about}): {reason}") from None
 
 
-def train(plan: RunPlan, progress=None) -> tuple[int, str | None]:
+def train(plan: RunPlan, progress: Progress | None = None) -> tuple[int, str | None]:
     """Train per `plan` (from `plan.plan_run`); returns the final step and the signal that stopped it, if any.
 
     Args:
-        plan (RunPlan): the run folder, its resolved config and whether it resumes.
-        progress (callable | None): called with (step, total, row) after each step for display.
+        plan: the run folder, its resolved config and whether it resumes.
+        progress: called with (step, total, row) after each step for display.
     """
     run, config = plan.run, plan.config
     keras.mixed_precision.set_global_policy("mixed_float16" if config.mixed_precision else "float32")
@@ -81,56 +119,66 @@ def train(plan: RunPlan, progress=None) -> tuple[int, str | None]:
     keras.utils.set_random_seed(config.seed)
     strategy = make_strategy(config.strategy)
     trainer = Trainer(config, strategy)
+    state = RunState()
+    if plan.resume:
+        state = load_checkpoint(run.checkpoint, trainer)
+        log.info("resuming at step %d", state.step)
+    elif config.init:
+        init_generator(trainer, config.init)
     photos = patches.load_photos(config.data, config.hr_size)
     log.info("training on %d photos (%d too small, %d unreadable skipped)",
              len(photos.images), photos.too_small, photos.unreadable)
     val_pairs = load_validation(config.val, trainer.scale, config.val_degrade) if config.val else None
-    state = RunState()
-    if plan.resume:
-        state = load_checkpoint(run.checkpoint, trainer)
-    elif config.init:
-        init_generator(trainer, config.init)
     if config.ema:
         trainer.average = WeightAverage(trainer.generator, config.ema)
         if plan.resume:
             load_average(run.checkpoint, trainer.average)
     run.create()
     config.save(run.config)
-    return _loop(config, run, trainer, photos, val_pairs, state, progress)
+    terms = [f"{t}_term" for t in EXTRA_TERMS if config.phase == "gan" and getattr(config, f"{t}_weight")]
+    run.log_fields = LOG_FIELDS + terms
+    try:
+        return _loop(config, run, trainer, photos, val_pairs, state, progress)
+    finally:
+        run.flush()
 
 
-def _loop(config, run, trainer, photos, val_pairs, state, progress):
+def _loop(config: TrainConfig, run: RunFolder, trainer: Trainer, photos: patches.PhotoSet, val_pairs: Any,
+          state: RunState, progress: Progress | None) -> tuple[int, str | None]:
     strategy = trainer.strategy
     ds = data.make_dataset(photos.images, config.hr_size, config.batch_size, config.seed, state.step,
                            trainer.scale, _degradation(config))
     batches = iter(strategy.experimental_distribute_dataset(ds))
-    sample_lr, sample_hr = next(iter(data.make_dataset(photos.images, config.hr_size, 1, config.seed + 1,
-                                                       degradation=_degradation(config))))
+    sample = next(iter(data.make_dataset(photos.images, config.hr_size, 1, config.seed + 1,
+                                         degradation=_degradation(config))))
+    early = state.step + EARLY_VALIDATION
+    shown_psnr = None  # validated by this process: a resumed run shows no number from before it stopped
     started = time.monotonic()
     with stop_requests() as stop:
         while state.step < config.steps and not stop["stop"]:
             step = state.step + 1
             lr_now = config.lr_at(state.step)
             trainer.set_learning_rate(lr_now)
-            row = {"step": step, "lr": lr_now, **trainer.train_step(*next(batches), step > config.d_warmup)}
-            bad = [f"{k} {v}" for k, v in row.items() if k.endswith("loss") and not math.isfinite(v)]
+            lr_batch, hr_batch = next(batches)
+            row = {"step": step, "lr": lr_now, **trainer.train_step(lr_batch, hr_batch, step > config.d_warmup)}
+            bad = [f"{k} {v}" for k, v in row.items() if isinstance(v, float) and not math.isfinite(v)]
             if bad:
-                raise SrganError(f"{bad[0]} at step {step}: stopped; the last good checkpoint "
-                                 f"({_checkpointed(run)}) is kept in {run.checkpoint}")
+                raise SrganError(f"{bad[0]} at step {step}: stopped; {resume_hint(run.checkpoint)}")
             state.step = step
-            _periodic(config, run, trainer, val_pairs, state, row, (sample_lr, sample_hr))
+            validated = _periodic(config, run, trainer, val_pairs, state, row, sample, step == early)
+            shown_psnr = row["val_psnr"] if validated else shown_psnr
             row["seconds"] = round(time.monotonic() - started, 2)
-            if step % config.log_every == 0 or step == config.steps:
+            if step % config.log_every == 0 or step == config.steps or validated:
                 run.log_row(row)
             if progress:
-                progress(step, config.steps, {**row, "val_psnr": state.last_psnr})
-    _finish(run, trainer, state)
+                progress(step, config.steps, {**row, "val_psnr": shown_psnr})
+        _finish(run, trainer, state, config.keep_checkpoints)  # a second signal while saving changes nothing
     if stop["stop"]:
         log.info("%s received: checkpoint saved at step %d, continue with --resume", stop["stop"], state.step)
     return state.step, stop["stop"]
 
 
-def _degradation(config):
+def _degradation(config: TrainConfig) -> degradations.DegradationParams | None:
     """The run's realistic degradation parameters, or None for the protocol's bicubic LR."""
     if config.degradation == "bicubic":
         return None
@@ -138,7 +186,7 @@ def _degradation(config):
 
 
 @contextmanager
-def published(trainer):
+def published(trainer: Trainer) -> Iterator[keras.Model]:
     """The generator as validated, sampled and saved: holding its weight average when the run keeps one."""
     if trainer.average is None:
         yield trainer.generator
@@ -147,22 +195,30 @@ def published(trainer):
             yield generator
 
 
-def _periodic(config, run, trainer, val_pairs, state, row, sample):
+def _periodic(config: TrainConfig, run: RunFolder, trainer: Trainer, val_pairs: Any, state: RunState,
+              row: dict[str, Any], sample: Any, early: bool) -> bool:
+    """Validate, sample and checkpoint when their step comes; returns whether it validated."""
     step = state.step
-    validate_now = val_pairs and step % config.val_every == 0
-    sample_now = config.sample_every and step % config.sample_every == 0
+    validate_now = bool(val_pairs) and (step % config.val_every == 0 or early)
+    sample_now = bool(config.sample_every) and step % config.sample_every == 0
     if validate_now or sample_now:  # swapping the average in and out costs two weight copies: only when used
         with published(trainer) as generator:
             if validate_now:
                 _validate_and_keep_best(run, generator, val_pairs, state, row)
             if sample_now:
-                save_sample(generator, *sample, run.sample_path(step))
+                sample_lr, sample_hr = sample
+                run.log_image("sample", step, save_sample(generator, sample_lr, sample_hr, run.sample_path(step)))
     if step % config.checkpoint_every == 0:
-        _finish(run, trainer, state)
+        _finish(run, trainer, state, config.keep_checkpoints)
+    return validate_now
 
 
-def _validate_and_keep_best(run, generator, val_pairs, state, row):
+def _validate_and_keep_best(run: RunFolder, generator: keras.Model, val_pairs: Any, state: RunState,
+                            row: dict[str, Any]) -> None:
     row["val_psnr"], row["val_ssim"] = validate(generator, val_pairs)
+    if not math.isfinite(row["val_psnr"]):
+        raise SrganError(f"val_psnr nan at step {state.step} (the generator's output is not finite): stopped; "
+                         f"{resume_hint(run.checkpoint)}")
     state.last_psnr = row["val_psnr"]
     if state.best_psnr is None or row["val_psnr"] > state.best_psnr:
         state.best_psnr = row["val_psnr"]
@@ -170,12 +226,10 @@ def _validate_and_keep_best(run, generator, val_pairs, state, row):
         run.save_generator(generator, "best_generator")
 
 
-def _finish(run, trainer, state):
-    save_checkpoint(run.checkpoint, trainer, state)  # the generator's own weights: what resume continues
+def _finish(run: RunFolder, trainer: Trainer, state: RunState, keep: int) -> None:
+    save_checkpoint(run.checkpoint, trainer, state, keep)  # the generator's own weights: what resume continues
     with published(trainer) as generator:
+        if trainer.average is not None and not output_finite(generator):
+            raise SrganError(f"the weight average's output is not finite after step {state.step}: stopped; "
+                             f"{resume_hint(run.checkpoint)}")
         run.save_generator(generator, "generator")
-
-
-def _checkpointed(run):
-    step = run.saved_state().step if has_checkpoint(run.checkpoint) else None
-    return f"step {step}" if step is not None else "none yet"

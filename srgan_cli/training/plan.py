@@ -49,17 +49,17 @@ def plan_run(run_dir: str | Path, given: dict[str, Any], resume: bool = False) -
             raise SrganError(f"{run_dir} already holds a run: pass --resume to continue it, or choose another --name")
         config = merge(TrainConfig(), given)
     config = _with_degradation(config.resolved())
-    _check_paths(config)
+    _check_paths(config, resume)
     return RunPlan(run, config, resume)
 
 
-def _check_paths(config: TrainConfig) -> None:
+def _check_paths(config: TrainConfig, resume: bool = False) -> None:
     if not config.data:
         raise UsageError("--data is required (a folder of photos)")
     for option, value in (("data", config.data), ("val", config.val)):
         if value and not Path(value).is_dir():
             raise SrganError(f"--{option} {value}: not a folder")
-    if config.init and not Path(config.init).exists():
+    if config.init and not resume and not Path(config.init).exists():  # a resumed run starts from its checkpoint
         raise SrganError(f"--init {config.init}: not found")
 
 

@@ -7,12 +7,51 @@ import dataclasses
 import json
 import math
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 LOG_FIELDS = ["step", "lr", "g_loss", "content_loss", "adv_loss", "d_loss", "val_psnr", "val_ssim", "seconds"]
-STATE_FILE = "state.json"  # inside checkpoint/
+# the optional generator loss terms, logged weighted as f"{name}_term" when the run sets f"{name}_weight"
+EXTRA_TERMS = ("lattice", "lowfreq", "pixel", "overshoot")
+STATE_FILE = "state.json"  # inside each checkpoint folder, written last
+STEP_FOLDER = re.compile(r"step_(\d+)")  # checkpoint/step_0000500/: complete; with a suffix (.tmp, .del, .bad): not
+LEGACY_SUFFIXES = ("", ".old", ".tmp")  # before numbered folders: checkpoint/ itself, checkpoint.old, checkpoint.tmp
+
+
+def step_folder(checkpoints: Path, step: int) -> Path:
+    """The checkpoint folder of `step` inside a run's checkpoint/ folder."""
+    return Path(checkpoints) / f"step_{step:07d}"
+
+
+def complete_checkpoints(checkpoints: str | Path) -> list[tuple[int, Path]]:
+    """(step, folder) of every complete checkpoint of a run, newest first.
+
+    A numbered folder is complete by its name (it is renamed from `.tmp` only once written); a run saved before
+    numbered folders has its checkpoint in checkpoint/ itself or, after a kill between two renames, in
+    checkpoint.old or checkpoint.tmp (complete when its state.json, written last, is there).
+    """
+    checkpoints = Path(checkpoints)
+    found = []
+    if checkpoints.is_dir():
+        for entry in checkpoints.iterdir():
+            match = STEP_FOLDER.fullmatch(entry.name)
+            if match and (entry / STATE_FILE).is_file():
+                found.append((int(match.group(1)), 1, entry))
+    for suffix in LEGACY_SUFFIXES:
+        legacy = checkpoints.with_name(checkpoints.name + suffix)
+        state = _read_state(legacy / STATE_FILE)
+        if state is not None:
+            found.append((state.step, 0, legacy))
+    return [(step, path) for step, _, path in sorted(found, key=lambda f: (f[0], f[1]), reverse=True)]
+
+
+def _read_state(path: Path) -> RunState | None:
+    try:
+        return RunState.from_dict(json.loads(path.read_text()))
+    except (OSError, ValueError, TypeError, AttributeError):
+        return None
 
 
 @dataclass
@@ -44,7 +83,8 @@ class RunFolder:
         self.samples = self.root / "samples"
         self.csv = self.root / "log.csv"
         self.tensorboard = self.root / "tensorboard"
-        self._writer = None
+        self.log_fields = list(LOG_FIELDS)  # the columns of a new log.csv (an existing one keeps its own)
+        self._writer: Any = None
 
     def create(self) -> None:
         self.samples.mkdir(parents=True, exist_ok=True)
@@ -54,10 +94,15 @@ class RunFolder:
         best = self.root / f"best_generator{suffix}"
         return best if which == "best" and best.is_file() else self.root / f"generator{suffix}"
 
+    def latest_checkpoint(self) -> tuple[int, Path] | None:
+        """(step, folder) of the newest complete checkpoint, or None."""
+        found = complete_checkpoints(self.checkpoint)
+        return found[0] if found else None
+
     def saved_state(self, which: str = "latest") -> RunState:
-        """The state of the last checkpoint; for the best generator, with the step it was saved at."""
-        state_file = self.checkpoint / STATE_FILE
-        state = RunState.from_dict(json.loads(state_file.read_text())) if state_file.is_file() else RunState()
+        """The state of the newest checkpoint; for the best generator, with the step it was saved at."""
+        latest = self.latest_checkpoint()
+        state = (_read_state(latest[1] / STATE_FILE) if latest else None) or RunState()
         if which == "best" and self.generator_file("best").name.startswith("best") and state.best_step is not None:
             state = dataclasses.replace(state, step=state.best_step)
         return state
@@ -66,21 +111,43 @@ class RunFolder:
         return self.samples / f"step_{step:07d}.png"
 
     def log_row(self, row: dict[str, Any]) -> None:
-        """Append a row to log.csv and its finite numbers to TensorBoard."""
-        import tensorflow as tf
-
-        new = not self.csv.exists()
+        """Append a row to log.csv (an existing file keeps its columns) and its finite numbers to TensorBoard."""
+        new = not self.csv.is_file() or self.csv.stat().st_size == 0
+        fields = self.log_fields if new else self._csv_header()
         with self.csv.open("a", newline="") as f:
-            writer = csv.DictWriter(f, LOG_FIELDS, extrasaction="ignore")
+            writer = csv.DictWriter(f, fields, extrasaction="ignore")
             if new:
                 writer.writeheader()
             writer.writerow(row)
-        if self._writer is None:
-            self._writer = tf.summary.create_file_writer(str(self.tensorboard))
-        with self._writer.as_default(step=row["step"]):
+        with self._tensorboard().as_default(step=row["step"]):
+            import tensorflow as tf
+
             for key, value in row.items():
                 if key != "step" and isinstance(value, float) and math.isfinite(value):
                     tf.summary.scalar(key, value)
+
+    def log_image(self, name: str, step: int, image: Any) -> None:
+        """An HxWx3 uint8 image (a sample triptych) to TensorBoard."""
+        import tensorflow as tf
+
+        with self._tensorboard().as_default(step=step):
+            tf.summary.image(name, image[None], step=step)
+
+    def flush(self) -> None:
+        if self._writer is not None:
+            self._writer.flush()
+
+    def _tensorboard(self) -> Any:
+        if self._writer is None:
+            import tensorflow as tf
+
+            self._writer = tf.summary.create_file_writer(str(self.tensorboard))
+        return self._writer
+
+    def _csv_header(self) -> list[str]:
+        with self.csv.open(newline="") as f:
+            header = next(csv.reader(f), None)
+        return header or self.log_fields
 
     def save_generator(self, generator: Any, stem: str) -> None:
         """Write `stem`.keras and `stem`.weights.h5 through temporary names, so a reader never sees half a file."""

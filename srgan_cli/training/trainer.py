@@ -101,11 +101,13 @@ class Trainer:
         return d_loss
 
     def _weighted_terms(self, hr, sr):
-        """The optional generator loss terms, each times its --*-weight (0 leaves a term out)."""
+        """The optional generator loss terms by log name, each times its --*-weight (0 leaves a term out)."""
         c = self.config
-        terms = ((c.lattice_weight, losses.lattice_loss), (c.lowfreq_weight, losses.lowfreq_loss),
-                 (c.pixel_weight, self.pixel_loss), (c.overshoot_weight, losses.overshoot_loss))
-        return sum(weight * self._replica_mean(loss(hr, sr)) for weight, loss in terms if weight)
+        terms = (("lattice_term", c.lattice_weight, losses.lattice_loss),
+                 ("lowfreq_term", c.lowfreq_weight, losses.lowfreq_loss),
+                 ("pixel_term", c.pixel_weight, self.pixel_loss),
+                 ("overshoot_term", c.overshoot_weight, losses.overshoot_loss))
+        return {name: weight * self._replica_mean(loss(hr, sr)) for name, weight, loss in terms if weight}
 
     def generator_update(self, lr, hr):
         """One generator step on content + adv_weight * adversarial (+ lattice_weight * lattice + lowfreq_weight *
@@ -121,7 +123,8 @@ class Trainer:
             content = self._replica_mean(self.content_loss(hr, sr))
             fake_logits = ops.cast(self.discriminator(sr, training=True), "float32")
             adv = self._replica_mean(losses.adversarial_loss(fake_logits))
-            g_loss = content + self.config.adv_weight * adv + self._weighted_terms(hr, sr)
+            extra = self._weighted_terms(hr, sr)
+            g_loss = content + self.config.adv_weight * adv + sum(extra.values())
             scaled = self.g_optimizer.scale_loss(g_loss)
         self._apply(self.g_optimizer, self.generator, tape, scaled)
-        return {"g_loss": g_loss, "content_loss": content, "adv_loss": adv}
+        return {"g_loss": g_loss, "content_loss": content, "adv_loss": adv, **extra}

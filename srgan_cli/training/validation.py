@@ -1,5 +1,7 @@
 """Validation during training: the protocol's (optionally damaged) LR pairs, Y-PSNR/SSIM, and sample triptychs."""
 
+import math
+
 import numpy as np
 from PIL import Image
 
@@ -33,18 +35,26 @@ def sr_to_uint8(sr):
 
 
 def validate(generator, pairs):
-    """Mean Y-PSNR and SSIM (4 px border) of the generator in inference mode over validation pairs."""
+    """Mean Y-PSNR and SSIM (4 px border) of the generator in inference mode over validation pairs; (nan, nan)
+    when its output is not finite (a uint8 cast would hide that behind a finite score)."""
     scores = []
     for lr, hr in pairs:
-        sr = sr_to_uint8(generator(lr[None].astype(np.float32) / 255.0, training=False)[0])
+        out = np.asarray(generator(lr[None].astype(np.float32) / 255.0, training=False)[0], dtype=np.float32)
+        if not np.isfinite(out).all():
+            return math.nan, math.nan
+        sr = sr_to_uint8(out)
         scores.append((psnr_y(sr, hr), ssim_y(sr, hr)))
-    return tuple(float(v) for v in np.mean(scores, axis=0))
+    psnr, ssim = np.mean(scores, axis=0)
+    return float(psnr), float(ssim)
 
 
 def save_sample(generator, lr, hr, path):
-    """LR (nearest-upscaled) | generated | original, side by side, as in the original write-up's figures."""
+    """LR (nearest-upscaled) | generated | original, side by side, as in the original write-up's figures; written
+    to `path` and returned (HxWx3 uint8, for TensorBoard)."""
     sr = sr_to_uint8(generator(lr[:1], training=False)[0])
     hr8 = sr_to_uint8(hr[0])
     lr8 = np.clip(np.round(np.asarray(lr[0]) * 255), 0, 255).astype(np.uint8)
     lr_big = np.asarray(Image.fromarray(lr8).resize(hr8.shape[1::-1], Image.NEAREST))
-    Image.fromarray(np.concatenate([lr_big, sr, hr8], axis=1)).save(path)
+    triptych = np.concatenate([lr_big, sr, hr8], axis=1)
+    Image.fromarray(triptych).save(path)
+    return triptych
