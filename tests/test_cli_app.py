@@ -47,3 +47,11 @@ def test_the_installed_package_does_not_carry_the_training_weights():
     config = tomllib.loads((ROOT / "pyproject.toml").read_text())
     shipped = config["tool"]["setuptools"]["package-data"]["srgan_cli.weights"]
     assert "*.onnx" in shipped and not any(pattern.endswith(".h5") for pattern in shipped)
+
+
+def test_every_sub_package_is_installed():
+    """A non-editable install carries only the listed packages: srgan_cli.training.archs was once left out."""
+    tomllib = pytest.importorskip("tomllib")
+    listed = set(tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"])
+    found = {".".join(init.parent.relative_to(ROOT).parts) for init in (ROOT / "srgan_cli").rglob("__init__.py")}
+    assert found - listed == set()

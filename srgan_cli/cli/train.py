@@ -11,7 +11,6 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from enum import Enum
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -23,39 +22,18 @@ from rich.text import Text
 from srgan_cli.cli.app import app, run_or_exit
 from srgan_cli.console import RateColumn, err_console, error_line, info_line, make_progress
 from srgan_cli.errors import UsageError
-from srgan_cli.training.config import TrainConfig
+from srgan_cli.training.config import (
+    ContentLoss,
+    Degradation,
+    Phase,
+    PixelLoss,
+    Strategy,
+    TrainConfig,
+)
 
 D = TrainConfig()  # the defaults, shown in --help
 SIGNAL_EXIT = {"SIGINT": 130, "SIGTERM": 143}
 SHOWN_LOSSES = ("g_loss", "d_loss")
-
-
-class Phase(str, Enum):
-    pretrain = "pretrain"
-    gan = "gan"
-
-
-class ContentLoss(str, Enum):
-    vgg54 = "vgg54"
-    vgg22 = "vgg22"
-    mse = "mse"
-
-
-class PixelLoss(str, Enum):
-    mse = "mse"
-    l1 = "l1"
-
-
-class Strategy(str, Enum):
-    auto = "auto"
-    default = "default"
-    mirrored = "mirrored"
-    multiworker = "multiworker"
-
-
-class Degradation(str, Enum):
-    bicubic = "bicubic"
-    realistic = "realistic"
 
 
 def quiet_tensorflow(verbose: bool = False) -> None:
@@ -194,7 +172,7 @@ def _given(flags: dict[str, Any], config_file: Path | None, degradation_config: 
         given["arch_params"] = {**given.get("arch_params", {}), **arch_params}
     for key, value in flags.items():
         if value is not None:
-            given[key] = value.value if isinstance(value, Enum) else str(value) if isinstance(value, Path) else value
+            given[key] = str(value) if isinstance(value, Path) else value
     if degradation_config:
         from srgan_cli.evaluation.degradations import load_params, params_to_dict
 

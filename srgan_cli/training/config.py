@@ -7,17 +7,18 @@ import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, get_args
 
 from srgan_cli.errors import UsageError
 
-CHOICES = {
-    "phase": ("pretrain", "gan"),
-    "pixel_loss": ("mse", "l1"),
-    "content_loss": ("vgg54", "vgg22", "mse"),
-    "strategy": ("auto", "default", "mirrored", "multiworker"),
-    "degradation": ("bicubic", "realistic"),
-}
+# the choices of each option with a fixed set of values: the Typer command's option types, and TrainConfig's rules
+Phase = Literal["pretrain", "gan"]
+PixelLoss = Literal["mse", "l1"]
+ContentLoss = Literal["vgg54", "vgg22", "mse"]
+Strategy = Literal["auto", "default", "mirrored", "multiworker"]
+Degradation = Literal["bicubic", "realistic"]
+CHOICES = {"phase": get_args(Phase), "pixel_loss": get_args(PixelLoss), "content_loss": get_args(ContentLoss),
+           "strategy": get_args(Strategy), "degradation": get_args(Degradation)}
 POSITIVE = ("steps", "batch_size", "val_every", "checkpoint_every", "keep_checkpoints", "log_every")
 NON_NEGATIVE = ("adv_weight", "lattice_weight", "lowfreq_weight", "pixel_weight", "overshoot_weight", "d_warmup",
                 "lr_decay_every", "lr_decay_from", "sample_every")
