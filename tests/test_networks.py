@@ -48,6 +48,20 @@ def test_discriminator_follows_the_paper():
     assert d(np.zeros((2, 96, 96, 3), "float32")).shape == (2, 1)
 
 
+def test_unet_discriminator_follows_real_esrgan():
+    from srgan_cli.training.discriminator import SpectralConv2D, make_discriminator
+
+    d = make_discriminator("unet")
+    convs = [layer for layer in d.layers if isinstance(layer, (keras.layers.Conv2D, SpectralConv2D))]
+    assert [c.filters for c in convs] == [64, 128, 256, 512, 256, 128, 64, 64, 64, 1]
+    assert [c.kernel_size if isinstance(c, SpectralConv2D) else c.kernel_size[0] for c in convs] == \
+        [3, 4, 4, 4, 3, 3, 3, 3, 3, 3]
+    assert [type(c) is SpectralConv2D for c in convs] == [False] + [True] * 8 + [False]
+    assert not layers_of(d, keras.layers.BatchNormalization) and len(layers_of(d, keras.layers.Add)) == 3
+    assert 4.3e6 < d.count_params() < 4.5e6  # Real-ESRGAN's UNetDiscriminatorSN: 4,376,897 (and u vectors here)
+    assert d(np.zeros((1, 48, 64, 3), "float32")).shape == (1, 48, 64, 1)
+
+
 def test_pixel_shuffle_uses_depth_to_space_dcr_order():
     x = np.arange(2 * 3 * 12, dtype="float32").reshape(1, 2, 3, 12)
     expected = x.reshape(1, 2, 3, 2, 2, 3).transpose(0, 1, 3, 2, 4, 5).reshape(1, 4, 6, 3)
@@ -187,6 +201,20 @@ def test_random_vgg_is_fixed_and_its_loss_is_relative_to_the_feature_rms():
     assert float(loss(hr, -hr)) == pytest.approx(expected, rel=1e-4)
     assert 0.05 < scale * np.mean(np.asarray(first(hr)) ** 2) < 5  # about RMS-sized (the paper scale: ~22)
     assert float(loss(hr, hr)) == 0.0
+
+
+def test_vgg_weights_file_in_the_keras_applications_layout_is_loaded(tmp_path):
+    import h5py
+    from keras.src.legacy.saving import legacy_h5_format
+
+    vgg = keras.applications.VGG19(include_top=False, weights=None, input_shape=(None, None, 3))
+    stand_in = tmp_path / losses.VGG_FILE  # the name and layout of the file keras.applications downloads
+    with h5py.File(stand_in, "w") as f:
+        legacy_h5_format.save_weights_to_hdf5_group(f, vgg)
+    extractor = losses.build_feature_extractor("vgg54", str(stand_in))
+    x = np.random.default_rng(0).uniform(-1, 1, (1, 32, 32, 3)).astype("float32")
+    expected = keras.Model(vgg.input, vgg.get_layer("block5_conv4").output)(losses.VggPreprocess()(x))
+    np.testing.assert_allclose(np.asarray(extractor(x)), np.asarray(expected), rtol=1e-5, atol=1e-5)
 
 
 def test_missing_vgg_weights_name_both_remedies(tmp_path):

@@ -17,12 +17,16 @@ PixelLoss = Literal["mse", "l1"]
 ContentLoss = Literal["vgg54", "vgg22", "mse"]
 Strategy = Literal["auto", "default", "mirrored", "multiworker"]
 Degradation = Literal["bicubic", "realistic"]
+DiscriminatorKind = Literal["vgg", "unet"]
+GanLoss = Literal["bce", "ragan"]
 CHOICES = {"phase": get_args(Phase), "pixel_loss": get_args(PixelLoss), "content_loss": get_args(ContentLoss),
-           "strategy": get_args(Strategy), "degradation": get_args(Degradation)}
+           "strategy": get_args(Strategy), "degradation": get_args(Degradation),
+           "discriminator": get_args(DiscriminatorKind), "gan_loss": get_args(GanLoss)}
 POSITIVE = ("steps", "batch_size", "val_every", "checkpoint_every", "keep_checkpoints", "log_every")
 NON_NEGATIVE = ("adv_weight", "lattice_weight", "lowfreq_weight", "pixel_weight", "overshoot_weight", "d_warmup",
-                "lr_decay_every", "lr_decay_from", "sample_every")
+                "lr_decay_every", "lr_decay_from", "sample_every", "ldl_weight", "teacher_weight")
 LATTICE_WINDOW = 32  # the lattice loss works on 8x8-pixel LR windows: HR crops in multiples of 32
+UNET_WINDOW = 8  # the U-Net discriminator halves the crop three times: HR crops in multiples of 8
 # on --resume these may change (extend the run, a new schedule, other validation); the rest is the run's own
 RESUMABLE = frozenset({"steps", "lr", "lr_decay_every", "lr_decay_factor", "ema", "val", "val_every", "val_degrade",
                        "checkpoint_every", "keep_checkpoints", "sample_every", "log_every"})
@@ -53,6 +57,11 @@ class TrainConfig:
     pixel_weight: float = 0.0
     overshoot_weight: float = 0.0
     d_warmup: int = 0
+    discriminator: str = "vgg"
+    gan_loss: str = "bce"
+    ldl_weight: float = 0.0
+    teacher: str = ""
+    teacher_weight: float = 0.0
     vgg_weights: str = "imagenet"
     init: str = ""
     degradation: str = "bicubic"
@@ -129,12 +138,21 @@ class TrainConfig:
         if not _finite(self.ema) or not 0 <= self.ema < 1:
             _bad("ema", "must be in [0, 1)")
         self._check_crop()
+        self._check_teacher()
 
     def _check_crop(self) -> None:
         if self.hr_size < 8 or self.hr_size % 4:
             _bad("hr_size", "must be a multiple of 4, at least 8")
         if self.lattice_weight and self.hr_size % LATTICE_WINDOW:
             _bad("hr_size", f"must be a multiple of {LATTICE_WINDOW} with lattice_weight (8x8-pixel LR windows)")
+        if self.discriminator == "unet" and self.hr_size % UNET_WINDOW:
+            _bad("hr_size", f"must be a multiple of {UNET_WINDOW} with the unet discriminator (three x2 downsamplings)")
+
+    def _check_teacher(self) -> None:
+        if self.teacher_weight and not self.teacher:
+            _bad("teacher_weight", "needs --teacher (the ONNX model to distil)")
+        if self.teacher and not self.teacher_weight:
+            _bad("teacher", "needs --teacher-weight > 0 (the weight of its L1 term)")
 
     def lr_at(self, step: int) -> float:
         """Learning rate at `step`: lr times lr_decay_factor for every lr_decay_every steps done since lr_decay_from."""

@@ -1,5 +1,8 @@
 """Losses of SRResNet and SRGAN: pixel, VGG content and adversarial, written with keras.ops only."""
 
+from collections.abc import Callable
+from typing import Any
+
 import keras
 import numpy as np
 from keras import ops
@@ -149,3 +152,38 @@ def discriminator_loss(real_logits, fake_logits):
 def adversarial_loss(fake_logits):
     """The generator's adversarial loss, -log D(G(lr)) in its non-saturating BCE form."""
     return _bce_logits(1.0, fake_logits)
+
+
+def ragan_discriminator_loss(real_logits: Any, fake_logits: Any) -> Any:
+    """ESRGAN's relativistic average GAN loss for D (Wang et al. 2018): BCE of real logits minus the mean fake logit
+    against 1, plus fake logits minus the mean real logit against 0.
+
+    The means run over everything given (batch and, for per-pixel logits, pixels), as BasicSR's torch.mean does.
+    """
+    return (_bce_logits(1.0, real_logits - ops.mean(fake_logits))
+            + _bce_logits(0.0, fake_logits - ops.mean(real_logits)))
+
+
+def ragan_generator_loss(real_logits: Any, fake_logits: Any) -> Any:
+    """The generator's side of the relativistic average loss: the labels swapped; real logits carry no gradient."""
+    real_logits = ops.stop_gradient(real_logits)
+    return (_bce_logits(0.0, real_logits - ops.mean(fake_logits))
+            + _bce_logits(1.0, fake_logits - ops.mean(real_logits)))
+
+
+def _bce_generator_loss(real_logits: Any, fake_logits: Any) -> Any:
+    return adversarial_loss(fake_logits)
+
+
+def gan_losses(kind: str) -> tuple[Callable[[Any, Any], Any], Callable[[Any, Any], Any]]:
+    """The (discriminator, generator) loss pair of a --gan-loss, each f(real_logits, fake_logits) -> scalar.
+
+    Args:
+        kind: 'bce' (the paper's; the generator's ignores real_logits) or 'ragan' (ESRGAN's relativistic average).
+            Logits may be (B, 1) or per-pixel (B, H, W, 1).
+    """
+    if kind == "bce":
+        return discriminator_loss, _bce_generator_loss
+    if kind == "ragan":
+        return ragan_discriminator_loss, ragan_generator_loss
+    raise SrganError(f"unknown GAN loss {kind!r}: use bce or ragan")

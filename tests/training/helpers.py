@@ -32,3 +32,30 @@ def saved_step(run):
     """The step of a run's newest checkpoint (its state.json)."""
     found = sorted(Path(run).glob("checkpoint/**/state.json"))
     return json.loads(found[-1].read_text())["step"]
+
+
+# the start of a subprocess script that trains under a mirrored strategy over two logical CPUs (a fresh process:
+# logical devices must be set before TensorFlow starts); the script continues with `strategy`, `Trainer`, `data`...
+MIRRORED_PRELUDE = """
+import sys, numpy as np, tensorflow as tf
+cpu = tf.config.list_physical_devices("CPU")[0]
+tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+from srgan_cli.training import data, patches
+from srgan_cli.training.averaging import WeightAverage
+from srgan_cli.training.config import TrainConfig
+from srgan_cli.training.loop import make_strategy
+from srgan_cli.training.trainer import Trainer
+strategy = make_strategy("mirrored")
+assert strategy.num_replicas_in_sync == 2, strategy.num_replicas_in_sync
+"""
+
+
+def run_mirrored(body, *args, timeout=600):
+    """Run MIRRORED_PRELUDE + `body` with ARGS in a fresh interpreter; its stdout must say MIRRORED OK."""
+    import subprocess
+    import sys
+
+    result = subprocess.run([sys.executable, "-c", MIRRORED_PRELUDE + body, *map(str, args)], capture_output=True,
+                            text=True, timeout=timeout)
+    assert "MIRRORED OK" in result.stdout, result.stderr[-3000:]
+
