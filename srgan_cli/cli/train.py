@@ -39,9 +39,11 @@ SHOWN_LOSSES = ("g_loss", "d_loss")
 
 
 def quiet_tensorflow(verbose: bool = False) -> None:
-    """Keep TensorFlow's C++ chatter (oneDNN, CUDA probing, cuInit) off the terminal; run before it is imported."""
+    """Keep TensorFlow's C++ chatter (oneDNN, CUDA probing, cuInit) and its Python INFO lines (a multi-worker
+    strategy's collectives) off the terminal; run before it is imported."""
     if not verbose:
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+        logging.getLogger("tensorflow").setLevel(logging.WARNING)
 
 
 @contextmanager
@@ -225,7 +227,8 @@ def train(
     sample_every: Annotated[int | None, typer.Option(help=f"Write a sample image every N steps (0: never). [default: {D.sample_every}]", show_default=False)] = None,
     log_every: Annotated[int | None, typer.Option(help=f"Write log.csv and TensorBoard (and, without a terminal, a progress line) every N steps; validations are always logged. [default: {D.log_every}]", show_default=False)] = None,
     seed: Annotated[int | None, typer.Option(help="Seed of the crops, the degradations and the initial weights. [default: 0]", show_default=False)] = None,
-    strategy: Annotated[Strategy | None, typer.Option(help="tf.distribute strategy. [default: auto]", show_default=False)] = None,
+    strategy: Annotated[Strategy | None, typer.Option(help="tf.distribute strategy; auto: multiworker under a TF_CONFIG of several workers, mirrored with several GPUs, else default. [default: auto]", show_default=False)] = None,
+    worker_timeout: Annotated[int, typer.Option(help="multiworker: seconds after which a worker that died or hangs stops all the others with an error (0: TensorFlow's own checks). Start-up waits up to 10 minutes for all workers.", min=0)] = 60,
     mixed_precision: Annotated[bool | None, typer.Option("--mixed-precision/--no-mixed-precision", help="mixed_float16 (GPUs). [default: off]", show_default=False)] = None,
     resume: Annotated[bool, typer.Option(help="Continue the run in RUNS/NAME from its checkpoint; only the schedule, validation and logging options may change.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Only errors and warnings.")] = False,
@@ -236,7 +239,8 @@ def train(
     Stopped by Ctrl-C or SIGTERM, it saves a checkpoint and exits 130 or 143; --resume continues it.
     """
     flags = {k: v for k, v in locals().items() if k not in
-             ("name", "runs", "config_file", "print_config", "degradation_config", "resume", "quiet", "verbose")}
+             ("name", "runs", "config_file", "print_config", "degradation_config", "resume", "quiet", "verbose",
+              "worker_timeout")}
     from srgan_cli.training.plan import plan_run
 
     run_dir = run_or_exit(run_folder, runs, name)
@@ -249,14 +253,20 @@ def train(
     quiet_tensorflow(verbose)
     try:
         with stderr_silenced(not verbose):
+            from srgan_cli.training.loop import make_strategy
             from srgan_cli.training.loop import train as run_training
+        strategy = run_or_exit(make_strategy, plan.config.strategy, worker_timeout,  # before any TF op: multiworker
+                               quiet=lambda: stderr_silenced(not verbose))
         start = plan.run.saved_state().step if resume else 0
         progress, update = train_progress(quiet, plan.config.steps, start, plan.config.log_every)
         with progress:
-            step, stopped_by = run_or_exit(run_training, plan, progress=update)
+            step, stopped_by = run_or_exit(run_training, plan, progress=update, strategy=strategy)
     except KeyboardInterrupt:  # before the loop catches signals: nothing to save yet
         error_line("interrupted before the first step: nothing saved")
         raise typer.Exit(SIGNAL_EXIT["SIGINT"]) from None
-    info_line(f"stopped at step {step}; run folder {run_dir}", quiet)
+    from srgan_cli.training.distributed import worker_of
+
+    whose = "" if worker_of(strategy).chief else " (the chief's; this worker kept nothing)"
+    info_line(f"stopped at step {step}; run folder {run_dir}{whose}", quiet)
     if stopped_by:
         raise typer.Exit(SIGNAL_EXIT[stopped_by])

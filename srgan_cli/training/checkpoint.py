@@ -141,11 +141,16 @@ def _set_aside(folder: Path, path: Path, suffix: str) -> None:
         shutil.rmtree(target, ignore_errors=True)
 
 
-def load_checkpoint(folder: str | Path, trainer: Any) -> RunState:
+def load_checkpoint(folder: str | Path, trainer: Any, set_aside: bool = True) -> RunState:
     """Restore the newest usable checkpoint into the trainer and return its RunState.
 
     A checkpoint that cannot be read or holds non-finite values is set aside (renamed .bad) with a warning and the
     next older one is tried.
+
+    Args:
+        folder: the run's checkpoint folder.
+        trainer: the Trainer to restore into.
+        set_aside: rename unusable checkpoints (False: only skip them, as workers other than the chief do).
 
     Raises:
         SrganError: no usable checkpoint.
@@ -162,8 +167,9 @@ def load_checkpoint(folder: str | Path, trainer: Any) -> RunState:
             reason = f"{bad} not finite"
         except (OSError, ValueError, KeyError, TypeError) as err:
             reason = str(err).splitlines()[0][:160] if str(err) else type(err).__name__
-        log.warning("checkpoint %s is unusable (%s): set aside as .bad, trying the one before", path, reason)
-        _set_aside(folder, path, ".bad")
+        if set_aside:
+            log.warning("checkpoint %s is unusable (%s): set aside as .bad, trying the one before", path, reason)
+            _set_aside(folder, path, ".bad")
     raise SrganError(f"{folder}: no usable checkpoint to resume from")
 
 

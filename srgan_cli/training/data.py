@@ -28,8 +28,13 @@ def to_training_pair(hr_uint8, scale=4):
     return lr / 255.0, hr / 127.5 - 1.0
 
 
-def make_dataset(images, hr_size, batch_size, seed, first_step=0, scale=4, degradation=None):
+def make_dataset(images, hr_size, batch_size, seed, first_step=0, scale=4, degradation=None, pipeline=0, pipelines=1,
+                 replicas=1):
     """Infinite tf.data pipeline of (lr, hr) batches starting at step `first_step`.
+
+    With several input pipelines (one per worker) pipeline `p` makes only its slice of every global batch: crops
+    step * batch_size + p * batch_size / pipelines + k for k < batch_size / pipelines, in batches of
+    batch_size / replicas (one per local replica), so all pipelines together draw exactly the crops of one process.
 
     Args:
         images (list): decoded uint8 photos (the in-memory cache).
@@ -40,20 +45,39 @@ def make_dataset(images, hr_size, batch_size, seed, first_step=0, scale=4, degra
         scale (int): SR factor.
         degradation (DegradationParams | None): None: the protocol's bicubic LR; else the realistic pipeline,
             drawn from (seed, crop index) alone.
+        pipeline (int): this input pipeline (worker), 0 <= pipeline < pipelines.
+        pipelines (int): input pipelines in all (workers); must divide batch_size.
+        replicas (int): replicas in all; the batches this yields hold batch_size / replicas crops.
 
     Returns:
         tf.data.Dataset: yields float32 (B, h, w, 3) LR in [0,1] and (B, H, W, 3) HR in [-1,1].
     """
-    ds = tf.data.Dataset.range(first_step * batch_size, 2**62)
+    share, per_replica = batch_size // pipelines, batch_size // replicas
+    ds = tf.data.Dataset.range(first_step * share, 2**62)
+    if pipelines > 1:
+        ds = ds.map(lambda i: i // share * batch_size + pipeline * share + i % share)
     if degradation is None:
         ds = ds.map(_crop_op(images, hr_size, seed), num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-        ds = ds.batch(batch_size, drop_remainder=True)
+        ds = ds.batch(per_replica, drop_remainder=True)
         ds = ds.map(lambda hr: to_training_pair(hr, scale), num_parallel_calls=tf.data.AUTOTUNE)
     else:
         pair = _damaged_pair_op(images, hr_size, seed, degradation)
         ds = ds.map(pair, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-        ds = ds.batch(batch_size, drop_remainder=True)
+        ds = ds.batch(per_replica, drop_remainder=True)
     return ds.prefetch(tf.data.AUTOTUNE)
+
+
+def distributed_batches(strategy, images, hr_size, batch_size, seed, first_step=0, scale=4, degradation=None):
+    """Iterator of `strategy`'s per-replica batches: each worker crops only its own slice of every global batch.
+
+    Args:
+        strategy (tf.distribute.Strategy): the run's strategy; batch_size must split evenly over its replicas.
+        (the rest as `make_dataset`)
+    """
+    def pipeline(context):
+        return make_dataset(images, hr_size, batch_size, seed, first_step, scale, degradation,
+                            context.input_pipeline_id, context.num_input_pipelines, context.num_replicas_in_sync)
+    return iter(strategy.distribute_datasets_from_function(pipeline))
 
 
 def _crop_op(images, hr_size, seed):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 import re
@@ -15,11 +16,10 @@ from pathlib import Path
 from typing import Any
 
 import keras
-import tensorflow as tf
 
 from srgan_cli.errors import SrganError
 from srgan_cli.evaluation import degradations
-from srgan_cli.training import archs, data, patches
+from srgan_cli.training import archs, data, distributed, patches, workers
 from srgan_cli.training.averaging import WeightAverage
 from srgan_cli.training.checkpoint import (
     load_average,
@@ -29,6 +29,8 @@ from srgan_cli.training.checkpoint import (
     save_checkpoint,
 )
 from srgan_cli.training.config import TrainConfig
+from srgan_cli.training.distributed import Worker
+from srgan_cli.training.distributed import make_strategy as make_strategy  # the name tests and scripts import
 from srgan_cli.training.plan import RunPlan
 from srgan_cli.training.runfolder import EXTRA_TERMS, LOG_FIELDS, RunFolder, RunState
 from srgan_cli.training.trainer import Trainer
@@ -38,21 +40,6 @@ log = logging.getLogger("srgan")
 Progress = Callable[[int, int, dict[str, Any]], None]  # (step, total steps, row) after each step
 EARLY_VALIDATION = 5  # validate this many steps after each start: a first number now, not --val-every steps later
 HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
-
-
-def make_strategy(name: str) -> tf.distribute.Strategy:
-    """tf.distribute strategy by name: auto picks mirrored with more than one GPU, else the default."""
-    gpus = tf.config.list_logical_devices("GPU")
-    if name == "auto":
-        name = "mirrored" if len(gpus) > 1 else "default"
-    if name == "default":
-        return tf.distribute.get_strategy()
-    if name == "mirrored":
-        devices = [d.name for d in gpus] or [d.name for d in tf.config.list_logical_devices("CPU")]
-        return tf.distribute.MirroredStrategy(devices)
-    if name == "multiworker":
-        return tf.distribute.MultiWorkerMirroredStrategy()
-    raise SrganError(f"unknown strategy {name!r}: use auto, default, mirrored or multiworker")
 
 
 @contextmanager
@@ -106,61 +93,91 @@ def init_generator(trainer: Trainer, init: str | Path) -> None:
         raise SrganError(f"--init {path}: does not fit the generator of this run ({about}): {reason}") from None
 
 
-def train(plan: RunPlan, progress: Progress | None = None) -> tuple[int, str | None]:
+def train(plan: RunPlan, progress: Progress | None = None, strategy: Any = None) -> tuple[int, str | None]:
     """Train per `plan` (from `plan.plan_run`); returns the final step and the signal that stopped it, if any.
 
     Args:
         plan: the run folder, its resolved config and whether it resumes.
         progress: called with (step, total, row) after each step for display.
+        strategy: the tf.distribute strategy, made before TensorFlow started (`distributed.make_strategy`, as
+            `srgan train` does: multiworker needs that); None makes it here from the config.
     """
     run, config = plan.run, plan.config
+    strategy = strategy or make_strategy(config.strategy)
+    worker = distributed.worker_of(strategy)
+    with workers.stop_on_lost_peer(worker, run):
+        return _train(plan, strategy, worker, progress)
+
+
+def _train(plan: RunPlan, strategy: Any, worker: Worker, progress: Progress | None) -> tuple[int, str | None]:
+    run, config = plan.run, plan.config
+    _check_split(config.batch_size, strategy, worker)
     keras.mixed_precision.set_global_policy("mixed_float16" if config.mixed_precision else "float32")
     keras.backend.clear_session()  # fresh layer names and seed generator: the same run in or out of process
     keras.utils.set_random_seed(config.seed)
-    strategy = make_strategy(config.strategy)
     trainer = Trainer(config, strategy)
     state = RunState()
     if plan.resume:
-        state = load_checkpoint(run.checkpoint, trainer)
+        state = load_checkpoint(run.checkpoint, trainer, set_aside=worker.chief)
         log.info("resuming at step %d", state.step)
     elif config.init:
         init_generator(trainer, config.init)
     photos = patches.load_photos(config.data, config.hr_size)
     log.info("training on %d photos (%d too small, %d unreadable skipped)",
              len(photos.images), photos.too_small, photos.unreadable)
+    workers.check_agreement(strategy, worker, state.step, _agreed(config, photos))
     val_pairs = load_validation(config.val, trainer.scale, config.val_degrade) if config.val else None
     if config.ema:
         trainer.average = WeightAverage(trainer.generator, config.ema)
         if plan.resume:
             load_average(run.checkpoint, trainer.average)
-    run.create()
-    config.save(run.config)
-    terms = [f"{t}_term" for t in EXTRA_TERMS if config.phase == "gan" and getattr(config, f"{t}_weight")]
-    run.log_fields = LOG_FIELDS + terms
-    try:
-        return _loop(config, run, trainer, photos, val_pairs, state, progress)
-    finally:
-        run.flush()
+    with workers.writable(run, worker) as out:
+        out.create()
+        config.save(out.config)
+        terms = [f"{t}_term" for t in EXTRA_TERMS if config.phase == "gan" and getattr(config, f"{t}_weight")]
+        out.log_fields = LOG_FIELDS + terms
+        try:
+            step, stopped = _loop(config, out, trainer, photos, val_pairs, state, progress)
+        finally:
+            out.flush()
+    if worker.count > 1:  # every worker's weights are the same: the digests show it
+        log.info("%s: at step %d, generator weights %s", worker, step, workers.digest(trainer.generator))
+    return step, stopped
+
+
+def _check_split(batch_size: int, strategy: Any, worker: Worker) -> None:
+    replicas = strategy.num_replicas_in_sync
+    if batch_size % replicas:
+        where = f" ({worker.count} workers)" if worker.count > 1 else ""
+        raise SrganError(f"--batch-size {batch_size} does not split evenly over {replicas} replicas{where}: "
+                         f"use a multiple of {replicas}")
+
+
+def _agreed(config: TrainConfig, photos: patches.PhotoSet) -> dict[str, Any]:
+    """What every worker must share: the options (paths may differ between machines) and the photos' sizes."""
+    options = {k: v for k, v in dataclasses.asdict(config).items() if k not in ("data", "val", "init")}
+    return {**options, "photos": [list(image.shape) for image in photos.images]}
 
 
 def _loop(config: TrainConfig, run: RunFolder, trainer: Trainer, photos: patches.PhotoSet, val_pairs: Any,
           state: RunState, progress: Progress | None) -> tuple[int, str | None]:
     strategy = trainer.strategy
-    ds = data.make_dataset(photos.images, config.hr_size, config.batch_size, config.seed, state.step,
-                           trainer.scale, _degradation(config))
-    batches = iter(strategy.experimental_distribute_dataset(ds))
+    batches = data.distributed_batches(strategy, photos.images, config.hr_size, config.batch_size, config.seed,
+                                       state.step, trainer.scale, _degradation(config))
     sample = next(iter(data.make_dataset(photos.images, config.hr_size, 1, config.seed + 1,
                                          degradation=_degradation(config))))
+    sync = workers.StepSync(trainer, strategy, distributed.worker_of(strategy).count)
     early = state.step + EARLY_VALIDATION
     shown_psnr = None  # validated by this process: a resumed run shows no number from before it stopped
     started = time.monotonic()
     with stop_requests() as stop:
-        while state.step < config.steps and not stop["stop"]:
+        while state.step < config.steps and not sync.stopping(stop["stop"]):
             step = state.step + 1
             lr_now = config.lr_at(state.step)
             trainer.set_learning_rate(lr_now)
             lr_batch, hr_batch = next(batches)
             row = {"step": step, "lr": lr_now, **trainer.train_step(lr_batch, hr_batch, step > config.d_warmup)}
+            sync.after_step(stop["stop"])  # BatchNorm statistics and stop requests, alike on every worker
             bad = [f"{k} {v}" for k, v in row.items() if isinstance(v, float) and not math.isfinite(v)]
             if bad:
                 raise SrganError(f"{bad[0]} at step {step}: stopped; {resume_hint(run.checkpoint)}")
@@ -173,6 +190,9 @@ def _loop(config: TrainConfig, run: RunFolder, trainer: Trainer, photos: patches
             if progress:
                 progress(step, config.steps, {**row, "val_psnr": shown_psnr})
         _finish(run, trainer, state, config.keep_checkpoints)  # a second signal while saving changes nothing
+    if sync.agreed and not stop["stop"]:
+        stop["stop"] = "SIGTERM"
+        log.info("another worker was asked to stop: every worker stops after step %d", state.step)
     if stop["stop"]:
         log.info("%s received: checkpoint saved at step %d, continue with --resume", stop["stop"], state.step)
     return state.step, stop["stop"]
