@@ -4,6 +4,7 @@ import argparse
 import json
 import os
 import platform
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -71,3 +72,14 @@ def report(title, rows, args, extra=None):
 
 def _fmt(value):
     return f"{value:.4g}" if isinstance(value, float) else str(value)
+
+
+def run_measured(cmd):
+    """(seconds, peak RSS bytes) of one child process."""
+    start = time.perf_counter()
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    _, status, usage = os.wait4(proc.pid, 0)
+    seconds = time.perf_counter() - start
+    if os.waitstatus_to_exitcode(status) != 0:
+        sys.exit(f"failed: {' '.join(cmd)}\n{proc.stderr.read().decode()[-2000:]}")
+    return seconds, usage.ru_maxrss * 1024

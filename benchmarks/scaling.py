@@ -2,27 +2,13 @@
 in its own process. Time must grow linearly with pixels; peak memory must stay below 2 GB plus twice the output
 image's bytes at the default tile size."""
 
-import os
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
-from _common import model_path, parser, report, test_image
+from _common import model_path, parser, report, run_measured, test_image
 from PIL import Image
-
-
-def run_measured(cmd):
-    """(seconds, peak RSS bytes) of one child process."""
-    start = time.perf_counter()
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    _, status, usage = os.wait4(proc.pid, 0)
-    seconds = time.perf_counter() - start
-    if os.waitstatus_to_exitcode(status) != 0:
-        sys.exit(f"failed: {' '.join(cmd)}\n{proc.stderr.read().decode()[-2000:]}")
-    return seconds, usage.ru_maxrss * 1024
 
 
 def main():

@@ -41,6 +41,9 @@ def version_lines() -> list[str]:
         usable, lacking = usable_providers()
         no_gpu = f" (installed, but no NVIDIA GPU here: {', '.join(lacking)})" if lacking else ""
         lines.append(f"onnxruntime {onnxruntime.__version__}, providers: {', '.join(usable)}{no_gpu}")
+        from srgan_cli.upscale.precision import version_line
+
+        lines.append(version_line())
     except ImportError:
         lines.append("onnxruntime: not installed (pip install onnxruntime)")
     default = default_model_path()

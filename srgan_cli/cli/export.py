@@ -1,5 +1,8 @@
-"""`srgan export`: option parsing only; TensorFlow is imported inside the command."""
+"""`srgan export`: option parsing only; TensorFlow and the quantizer are imported inside the command."""
 
+from __future__ import annotations
+
+import tempfile
 from enum import Enum
 from pathlib import Path
 from typing import Annotated
@@ -9,7 +12,10 @@ import typer
 from srgan_cli.cli.app import app, run_or_exit
 from srgan_cli.cli.train import quiet_tensorflow
 from srgan_cli.console import info_line
+from srgan_cli.errors import SrganError, UsageError
 from srgan_cli.upscale.files import check_writable
+
+HELD_OUT = 16  # held-out calibration-folder photos the int8 check uses when --check-photos is not given
 
 
 class Which(str, Enum):
@@ -17,19 +23,95 @@ class Which(str, Enum):
     latest = "latest"
 
 
+class LastConv(str, Enum):
+    tiers = "tiers"
+    float = "float"
+    int8 = "int8"
+
+
 @app.command()
 def export(
-    source: Annotated[Path, typer.Argument(help="Run folder, .keras file, or .weights.h5 with its config.json.")],
-    output: Annotated[Path, typer.Option("--output", "-o", help="ONNX file to write.")] = Path("model.onnx"),
+    source: Annotated[Path, typer.Argument(help="Run folder, .keras file, or .weights.h5 with its config.json; with --int8 also an fp32 .onnx from srgan export.")],
+    output: Annotated[Path | None, typer.Option("--output", "-o", help="ONNX file to write. Default: model.onnx; with --int8, <stem>_int8.onnx beside an .onnx SOURCE, else model_int8.onnx.", show_default=False)] = None,
     which: Annotated[Which, typer.Option(help="In a run folder: the best (validation PSNR) or latest generator.")] = Which.best,
     fp16: Annotated[bool, typer.Option(help="Store float16 weights (for GPUs); I/O stays float32.")] = False,
+    int8: Annotated[bool, typer.Option(help="Write a statically quantized int8 model for CPUs (QDQ, int8 per-channel weights), its recipe in the ONNX metadata; refused if it loses more than --max-drop against fp32.")] = False,
+    calibration: Annotated[Path | None, typer.Option(help="With --int8: photos of the training distribution; their bicubic LR crops calibrate the int8 ranges.", show_default=False)] = None,
+    check_photos: Annotated[Path | None, typer.Option(help=f"With --int8: held-out photos to compare int8 with fp32 on. Default: up to {HELD_OUT} calibration-folder photos not drawn for calibration.", show_default=False)] = None,
+    max_drop: Annotated[float, typer.Option(min=0.0, help="With --int8: the largest mean Y-PSNR drop against fp32 accepted, in dB.")] = 0.05,
+    last_conv: Annotated[LastConv, typer.Option(help="With --int8: the last conv in int8 with a tiered output (faster, less memory), kept in float32 (the most accurate), or plain int8.")] = LastConv.tiers,
     quiet: Annotated[bool, typer.Option("--quiet", "-q")] = False,
 ):
-    """Convert a trained generator to ONNX, verified against Keras before it is written."""
-    run_or_exit(check_writable, output)  # before the minutes of conversion, not after
+    """Convert a trained generator to ONNX, verified against Keras before it is written (--int8: also quantized)."""
+    run_or_exit(_check_int8_options, int8, fp16, calibration, check_photos)
+    target = output or _default_output(source, int8)
+    run_or_exit(check_writable, target)  # before the minutes of conversion, not after
+    if int8:
+        run_or_exit(_export_int8, source, target, which.value, calibration, check_photos, max_drop, last_conv.value,
+                    quiet)
+        return
     quiet_tensorflow()
     from srgan_cli.training.export import export as export_model
 
-    result = run_or_exit(export_model, source, output, which.value, fp16)
-    info_line(f"wrote {output}: max |onnx - keras| = {result['max_abs_diff']:.2e} "
+    result = run_or_exit(export_model, source, target, which.value, fp16)
+    info_line(f"wrote {target}: max |onnx - keras| = {result['max_abs_diff']:.2e} "
               f"(tolerance {result['tolerance']:g}), {result['nodes']} nodes", quiet)
+
+
+def _default_output(source: Path, int8: bool) -> Path:
+    if not int8:
+        return Path("model.onnx")
+    return source.with_name(f"{source.stem}_int8.onnx") if source.suffix == ".onnx" else Path("model_int8.onnx")
+
+
+def _check_int8_options(int8: bool, fp16: bool, calibration: Path | None, check_photos: Path | None) -> None:
+    """Usage errors of the --int8 options, before anything runs.
+
+    Raises:
+        UsageError: --int8 with --fp16, --int8 without a calibration folder, or its options without --int8.
+    """
+    if not int8:
+        if calibration is not None or check_photos is not None:
+            raise UsageError("--calibration and --check-photos go with --int8")
+        return
+    if fp16:
+        raise UsageError("choose one of --int8 and --fp16")
+    if calibration is None:
+        raise UsageError("--int8 needs --calibration DIR: photos of the training distribution")
+    for flag, folder in (("--calibration", calibration), ("--check-photos", check_photos)):
+        if folder is not None and not folder.is_dir():
+            raise UsageError(f"{flag} {folder}: not a folder")
+
+
+def _export_int8(source: Path, output: Path, which: str, calibration: Path, check_photos: Path | None,
+                 max_drop: float, last_conv: str, quiet: bool) -> None:
+    """Quantize `source` (an fp32 .onnx, or a generator exported to fp32 first), check it, write it.
+
+    Raises:
+        SrganError: the export, the quantization or the check fails; nothing is written then.
+    """
+    from srgan_cli.training.quantize import Recipe, quantize_model
+    from srgan_cli.training.quantize.calibrate import split_photos
+
+    recipe = Recipe(last_conv=last_conv)
+    held_out: Path | list[Path] | None = check_photos
+    if held_out is None:
+        held_out = split_photos(calibration, recipe)[1][:HELD_OUT]
+        if not held_out:
+            raise SrganError(f"{calibration}: every photo is drawn for calibration ({recipe.photos} at most), none "
+                             "is left to check the int8 model on: pass --check-photos DIR or add photos")
+    with tempfile.TemporaryDirectory(prefix="srgan-export-") as tmp:
+        fp32 = source
+        if source.suffix != ".onnx":
+            quiet_tensorflow()
+            from srgan_cli.training.export import export as export_model
+
+            fp32 = Path(tmp) / "fp32.onnx"
+            export_model(source, fp32, which, False)
+        elif not source.is_file():
+            raise SrganError(f"{source}: no such ONNX file")
+        report = quantize_model(fp32, output, calibration, recipe, check_photos=held_out, refuse=max_drop)
+    check = report.check or {}
+    info_line(f"wrote {output}: int8 ({len(report.float_convs)} convs kept in float32), Y-PSNR {check['int8_psnr']:.2f} "
+              f"dB vs fp32 {check['fp32_psnr']:.2f} dB on {check['photos']} photos ({check['folder']}; drop "
+              f"{check['drop_db']:.3f} dB, bound {max_drop:g}); {report.seconds:.0f} s", quiet)

@@ -22,16 +22,9 @@ from srgan_cli.errors import SrganError, UsageError
 from srgan_cli.upscale import files, formats, imaging, interop
 from srgan_cli.upscale.contract import check_result, read_contract
 from srgan_cli.upscale.imaging import Photo
-from srgan_cli.upscale.models import resolve_model
 from srgan_cli.upscale.pixels import bleed_transparent, finisher, pad_to_min, resize_photo, resize_plane
-from srgan_cli.upscale.session import (
-    auto_tile,
-    is_out_of_memory,
-    open_session,
-    parse_device,
-    shrink_options,
-    tile_budget,
-)
+from srgan_cli.upscale.precision import check_precision, open_model
+from srgan_cli.upscale.session import auto_tile, is_out_of_memory, parse_device, shrink_options, tile_budget
 from srgan_cli.upscale.tiling import DEFAULT_PAD, DEFAULT_TILE, TileOutOfMemory, self_ensemble, upscale_retrying
 
 __all__ = ["Upscaler", "UpscaleSettings", "bleed_transparent", "resize_photo", "resize_plane"]
@@ -54,6 +47,8 @@ class UpscaleSettings:
         threads: CPU threads (None: the CPUs this process may use).
         scale, layout, value_range: the model contract, for models without srgan metadata.
         outscale: final scale by a Lanczos resize when it is not the model's (None: the model's).
+        precision: 'fp32' (the model file itself), 'int8', 'fp16' (`<stem>_int8.onnx`, `<stem>_fp16.onnx` beside it)
+            or 'auto' (see `srgan_cli.upscale.precision`).
 
     Raises:
         UsageError: on construction, a value that can never work (the model and its contract are checked when an
@@ -71,9 +66,11 @@ class UpscaleSettings:
     layout: str | None = None
     value_range: str | None = None
     outscale: float | None = None
+    precision: str = "fp32"
 
     def __post_init__(self) -> None:
         parse_device(self.device)
+        check_precision(self.precision)
         if self.alpha not in ALPHA_MODES:
             raise UsageError(f"--alpha {self.alpha}: use bicubic or model")
         for name, least in (("tile", 0), ("tile_pad", 0), ("threads", 1), ("scale", 2)):
@@ -93,11 +90,13 @@ class Upscaler:
 
     Args:
         model_path: ONNX file or shipped model name (default: the shipped model).
-        device, tile, tile_pad, tta, alpha, threads, scale, layout, value_range, outscale: as `UpscaleSettings`.
+        device, tile, tile_pad, tta, alpha, threads, scale, layout, value_range, outscale, precision: as
+            `UpscaleSettings`.
 
     Attributes:
         settings: what it was built with.
         device: the device actually used, 'cpu' or 'cuda:N'.
+        precision: the `precision.Choice` made: which file runs and why.
         contract: how the model is fed (input name, layout, value range, scale).
         tile: the kept tile side in LR pixels (sized from memory when the settings say None).
         tile_note: with the settings' tile None, one line saying what was picked and why (else empty).
@@ -110,11 +109,11 @@ class Upscaler:
     def __init__(self, model_path: str | Path | None = None, device: str = "auto", tile: int | None = DEFAULT_TILE,
                  tile_pad: int = DEFAULT_PAD, tta: bool = False, alpha: str = "bicubic", threads: int | None = None,
                  scale: int | None = None, layout: str | None = None, value_range: str | None = None,
-                 outscale: float | None = None) -> None:
+                 outscale: float | None = None, precision: str = "fp32") -> None:
         self.settings = UpscaleSettings(
             model=model_path, device=device, tile=tile, tile_pad=tile_pad, tta=tta, alpha=alpha, threads=threads,
-            scale=scale, layout=layout, value_range=value_range, outscale=outscale)
-        self.session, self.device = open_session(resolve_model(model_path), device, threads)
+            scale=scale, layout=layout, value_range=value_range, outscale=outscale, precision=precision)
+        self.session, self.device, self.precision = open_model(model_path, device, threads, precision)
         self.contract = read_contract(self.session, scale, layout, value_range)
         self.tile, self.tile_note = tile or 0, ""
         if tile is None:

@@ -8,6 +8,7 @@ from srgan_cli.errors import SrganError, UsageError
 
 # installed: srgan_cli/weights (the package srgan_cli.weights); a checkout: weights/ beside srgan_cli/
 WEIGHTS_DIRS = (Path(__file__).parents[1] / "weights", Path(__file__).parents[2] / "weights")
+VARIANTS = ("int8", "fp16")  # other precisions of a model, as <stem>_<precision>.onnx beside it (--precision)
 
 
 def default_model_path() -> Path | None:
@@ -20,8 +21,9 @@ def default_model_path() -> Path | None:
 
 
 def shipped_models() -> list[str]:
-    """Names of the ONNX models shipped in weights/ (e.g. ['srgan_x4', 'srresnet_x4'])."""
-    return sorted({path.stem for base in WEIGHTS_DIRS if base.is_dir() for path in base.glob("*.onnx")})
+    """Names of the ONNX models shipped in weights/ (e.g. ['srgan_x4', 'srresnet_x4']; not their int8/fp16 copies)."""
+    return sorted({path.stem for base in WEIGHTS_DIRS if base.is_dir() for path in base.glob("*.onnx")
+                   if not path.stem.endswith(tuple(f"_{v}" for v in VARIANTS))})
 
 
 def resolve_model(model: str | Path | None) -> Path:

@@ -62,11 +62,18 @@ def shrink_options() -> Any:
     return options
 
 
+def cuda_possible() -> bool:
+    """Whether a CUDA session may work here: the CUDA EP is installed and (on Linux) an NVIDIA driver is present."""
+    import onnxruntime as ort
+
+    if "CUDAExecutionProvider" not in ort.get_available_providers():
+        return False
+    return not (sys.platform.startswith("linux") and not os.path.exists("/dev/nvidiactl"))
+
+
 def _cuda_session(ort: Any, model: str | bytes, options: Any, gpu: int) -> Any:
     """A session really running on the CUDA EP, or None (quietly: no ORT spam on CPU-only machines)."""
-    if "CUDAExecutionProvider" not in ort.get_available_providers():
-        return None
-    if sys.platform.startswith("linux") and not os.path.exists("/dev/nvidiactl"):
+    if not cuda_possible():
         return None
     with contextlib.redirect_stdout(io.StringIO()), contextlib.suppress(Exception):
         ort.preload_dlls()
