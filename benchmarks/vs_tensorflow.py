@@ -24,10 +24,10 @@ def main():
     from srgan_cli.training.export import fast_variant, load_generator, to_onnx, with_unit_range
     from srgan_cli.upscale.inference import Upscaler
 
-    generator, _, _ = load_generator(args.weights)
+    generator, config, _ = load_generator(args.weights)
     model = with_unit_range(generator)
     onnx_file = ROOT / "benchmarks" / ".vs_tf.onnx"
-    onnx_file.write_bytes(to_onnx(with_unit_range(fast_variant(generator))).SerializeToString())  # as srgan export
+    onnx_file.write_bytes(to_onnx(with_unit_range(fast_variant(generator, config))).SerializeToString())  # as srgan export
     photo = np.asarray(Image.open(args.photo).convert("RGB"), dtype=np.float32) / 255.0
     lr = photo[:args.crop, :args.crop] if args.crop else photo
     batch = lr[None]
