@@ -27,7 +27,8 @@ def main():
     generator, config, _ = load_generator(args.weights)
     model = with_unit_range(generator)
     onnx_file = ROOT / "benchmarks" / ".vs_tf.onnx"
-    onnx_file.write_bytes(to_onnx(with_unit_range(fast_variant(generator, config))).SerializeToString())  # as srgan export
+    exported = to_onnx(with_unit_range(fast_variant(generator, config)))  # as srgan export
+    onnx_file.write_bytes(exported.SerializeToString())
     photo = np.asarray(Image.open(args.photo).convert("RGB"), dtype=np.float32) / 255.0
     lr = photo[:args.crop, :args.crop] if args.crop else photo
     batch = lr[None]
