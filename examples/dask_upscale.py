@@ -31,6 +31,7 @@ from srgan_cli.errors import SrganError
 from srgan_cli.upscale import files, formats, imaging
 from srgan_cli.upscale.batch import EXISTS, EXISTS_FAILED
 from srgan_cli.upscale.inference import Upscaler, UpscaleSettings
+from srgan_cli.upscale.jobs import output_name
 
 PLUGIN = "srgan-upscaler"
 Job = tuple[str, str, str]  # (input URL, output URL, output format)
@@ -103,10 +104,8 @@ def list_jobs(source: str, target: str, output: Output) -> list[Job]:
         inside_target = in_fs.unstrip_protocol(path).startswith(out_fs.unstrip_protocol(out_root) + "/")
         if relative.suffix.lower() not in formats.READ_SUFFIXES or relative.name.startswith(".") or inside_target:
             continue
-        fmt = formats.parse_format(output.fmt) if output.fmt else (
-            formats.native_format(relative.suffix) or formats.FALLBACK_FORMAT)
-        ext = relative.suffix if formats.native_format(relative.suffix) == fmt else fmt.suffixes[0]
-        name = PurePosixPath(out_root, relative.parent, f"{relative.stem}{output.suffix}{ext}")
+        filename, fmt = output_name(relative, output.suffix, output.fmt)
+        name = PurePosixPath(out_root, relative.parent, filename)
         jobs.append((in_fs.unstrip_protocol(path), out_fs.unstrip_protocol(str(name)), fmt.name))
     return jobs
 

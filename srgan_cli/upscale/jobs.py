@@ -9,7 +9,7 @@ from __future__ import annotations
 import zlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePath
 
 from srgan_cli.errors import UsageError
 from srgan_cli.upscale import formats, imaging
@@ -58,16 +58,22 @@ def scale_suffix(scale: float) -> str:
     return f"_x{int(scale)}" if float(scale).is_integer() else f"_x{scale:g}"
 
 
-def _target_format(source: Path, options: Options) -> WriteFormat:
-    if options.fmt:
-        return formats.parse_format(options.fmt)
-    return formats.native_format(source.suffix) or formats.FALLBACK_FORMAT
+def output_name(source: PurePath, suffix: str, fmt: str | None = None) -> tuple[str, WriteFormat]:
+    """The output file name of `source` (`<stem><suffix><ext>`) and its format: `fmt`, else the input's own, else PNG.
+
+    Args:
+        source: the input's path (local or an object-store key).
+        suffix: e.g. '_x4'.
+        fmt: --format, or None.
+    """
+    target = formats.parse_format(fmt) if fmt else formats.native_format(source.suffix) or formats.FALLBACK_FORMAT
+    ext = source.suffix if formats.native_format(source.suffix) == target else target.suffixes[0]
+    return f"{source.stem}{suffix}{ext}", target
 
 
 def _named(source: Path, folder: Path, options: Options) -> Job:
-    fmt = _target_format(source, options)
-    ext = source.suffix if formats.native_format(source.suffix) == fmt else fmt.suffixes[0]
-    return Job(source, folder / f"{source.stem}{options.suffix}{ext}", fmt)
+    name, fmt = output_name(source, options.suffix, options.fmt)
+    return Job(source, folder / name, fmt)
 
 
 def _output_is_a_file(out: Path | None) -> bool:
