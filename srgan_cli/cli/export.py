@@ -61,7 +61,9 @@ def export(
 def _default_output(source: Path, int8: bool) -> Path:
     if not int8:
         return Path("model.onnx")
-    return source.with_name(f"{source.stem}_int8.onnx") if source.suffix == ".onnx" else Path("model_int8.onnx")
+    from srgan_cli.upscale.precision import variant_path  # where `srgan upscale --precision int8` looks for it
+
+    return variant_path(source if source.suffix == ".onnx" else Path("model.onnx"), "int8")
 
 
 def _check_int8_options(int8: bool, fp16: bool, calibration: Path | None, check_photos: Path | None) -> None:
