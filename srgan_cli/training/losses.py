@@ -154,21 +154,23 @@ def adversarial_loss(fake_logits):
     return _bce_logits(1.0, fake_logits)
 
 
-def ragan_discriminator_loss(real_logits: Any, fake_logits: Any) -> Any:
-    """ESRGAN's relativistic average GAN loss for D (Wang et al. 2018): BCE of real logits minus the mean fake logit
-    against 1, plus fake logits minus the mean real logit against 0.
+def _relativistic(real_logits: Any, fake_logits: Any, real_label: float) -> Any:
+    """BCE of real logits minus the mean fake logit against `real_label`, plus fake minus mean real against the other.
 
     The means run over everything given (batch and, for per-pixel logits, pixels), as BasicSR's torch.mean does.
     """
-    return (_bce_logits(1.0, real_logits - ops.mean(fake_logits))
-            + _bce_logits(0.0, fake_logits - ops.mean(real_logits)))
+    return (_bce_logits(real_label, real_logits - ops.mean(fake_logits))
+            + _bce_logits(1.0 - real_label, fake_logits - ops.mean(real_logits)))
+
+
+def ragan_discriminator_loss(real_logits: Any, fake_logits: Any) -> Any:
+    """ESRGAN's relativistic average GAN loss for D (Wang et al. 2018): real above the average fake, fake below."""
+    return _relativistic(real_logits, fake_logits, 1.0)
 
 
 def ragan_generator_loss(real_logits: Any, fake_logits: Any) -> Any:
     """The generator's side of the relativistic average loss: the labels swapped; real logits carry no gradient."""
-    real_logits = ops.stop_gradient(real_logits)
-    return (_bce_logits(0.0, real_logits - ops.mean(fake_logits))
-            + _bce_logits(1.0, fake_logits - ops.mean(real_logits)))
+    return _relativistic(ops.stop_gradient(real_logits), fake_logits, 0.0)
 
 
 def _bce_generator_loss(real_logits: Any, fake_logits: Any) -> Any:
