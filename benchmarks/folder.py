@@ -27,6 +27,8 @@ def make_photos(folder, count, seed=0):
 def main():
     p = parser(__doc__)
     p.add_argument("--count", type=int, default=20)
+    p.add_argument("--rounds", type=int, default=3,
+                   help="alternate pure inference and the folder command this many times; each side's best counts")
     args = p.parse_args()
     upscaler = Upscaler(model_path(args), device="cpu")
     with tempfile.TemporaryDirectory() as tmp:
@@ -35,20 +37,34 @@ def main():
         make_photos(src, args.count)
         photos = [imaging.read_photo(f) for f in sorted(src.iterdir())]
         upscaler.upscale_photo(photos[0])  # warm-up
-        inference = sum(best_time(lambda ph=ph: upscaler.upscale_photo(ph), 1, warmup=0) for ph in photos)
-        options = batch.Options(out=out, overwrite=True)
-        jobs, _ = batch.collect_jobs([src], options)
-        outcomes = []
-        start = time.perf_counter()
-        batch.run_batch(jobs, upscaler.upscale_photo, options, outcomes.append)
-        total = time.perf_counter() - start
-    done = sum(o.status == "done" for o in outcomes)
+        inference, folder, done = [], [], 0
+        for _ in range(args.rounds):  # side by side: a slow minute on the shared machine hits both
+            inference.append(sum(best_time(lambda ph=ph: upscaler.upscale_photo(ph), 1, warmup=0) for ph in photos))
+            seconds, done = time_folder(src, out, upscaler)
+            folder.append(seconds)
     lr_mp = sum(ph.size[0] * ph.size[1] for ph in photos) / 1e6
-    rows = [{"what": "pure inference (sum over photos)", "seconds": inference},
-            {"what": "srgan upscale folder (decode+infer+encode+write)", "seconds": total}]
+    rows = [{"what": "pure inference (sum over photos)", "seconds": min(inference), "rounds": _spread(inference)},
+            {"what": "srgan upscale folder (decode+infer+encode+write)", "seconds": min(folder),
+             "rounds": _spread(folder)}]
+    overheads = [f / i - 1 for i, f in zip(inference, folder, strict=True)]
     report("folder", rows, args, {"photos": f"{done}/{len(photos)} done, {lr_mp:.2f} LR MP, JPEG in and out",
-                                  "overhead": total / inference - 1, "target": "overhead <= 0.10"})
+                                  "overhead": min(folder) / min(inference) - 1,
+                                  "overhead_per_round": " ".join(f"{o:+.3f}" for o in overheads),
+                                  "target": "overhead <= 0.10"})
 
+
+def time_folder(src, out, upscaler):
+    """Seconds for `srgan upscale`'s batch path on the folder (outputs replaced), and how many files it did."""
+    options = batch.Options(out=out, overwrite=True)
+    jobs, _ = batch.collect_jobs([src], options)
+    outcomes = []
+    start = time.perf_counter()
+    batch.run_batch(jobs, upscaler.upscale_photo, options, outcomes.append)
+    return time.perf_counter() - start, sum(o.status == "done" for o in outcomes)
+
+
+def _spread(seconds):
+    return " ".join(f"{s:.2f}" for s in seconds)
 
 if __name__ == "__main__":
     main()
