@@ -151,12 +151,16 @@ class _Counter:
 
 
 def _drain(writes: deque[tuple[Job, Future[Outcome]]], report: Callable[[Outcome], object], keep: int = 0) -> None:
+    """Report the oldest writes until `keep` are left. A write leaves the queue only once it has finished, so an
+    interrupt while waiting for it leaves it there for the final drain to report: a file written is a file counted."""
     while len(writes) > keep:
-        job, future = writes.popleft()
+        job, future = writes[0]
         try:
-            report(future.result())
+            outcome = future.result()
         except Exception as err:
-            report(Outcome(job, "failed", f"cannot write {job.target}: {_first_line(err)}"))
+            outcome = Outcome(job, "failed", f"cannot write {job.target}: {_first_line(err)}")
+        writes.popleft()
+        report(outcome)
 
 
 def run_batch(jobs: Sequence[Job], upscale: UpscaleStep, options: Options, report: Callable[[Outcome], object],
@@ -197,12 +201,22 @@ def run_batch(jobs: Sequence[Job], upscale: UpscaleStep, options: Options, repor
                     _drain(writes, report, keep=1)
                     photo, input_size, started = result
                     writes.append((job, pool.submit(_write, photo, input_size, job, options, started)))
+            _drain(writes, report)
         except BaseException:
             for future in reads:
                 future.cancel()
-            _drain(writes, report)
+            _finish_writes(writes, report)
             raise
-        _drain(writes, report)
+
+
+def _finish_writes(writes: deque[tuple[Job, Future[Outcome]]], report: Callable[[Outcome], object]) -> None:
+    """After an interrupt, report every write under way. They finish anyway (the pool waits for them), so a second
+    Ctrl-C (or a signal handled twice) while waiting must not leave a written file out of the report."""
+    while writes:
+        try:
+            _drain(writes, report)
+        except KeyboardInterrupt:
+            continue
 
 
 def _step(job: Job, photo: Photo | SrganError, upscale: UpscaleStep, options: Options,

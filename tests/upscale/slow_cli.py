@@ -5,7 +5,8 @@ import subprocess
 import sys
 
 SLOW_RUN = """
-import sys, time
+import signal, sys, time
+signal.signal(signal.SIGINT, signal.default_int_handler)  # even when started where Ctrl-C is ignored (a & job)
 from srgan_cli.upscale.inference import Upscaler
 plain, delay = Upscaler.upscale_photo, float(sys.argv[1])
 def slow(self, *args, **kwargs):
