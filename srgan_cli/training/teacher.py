@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 
 from srgan_cli.errors import SrganError
-from srgan_cli.upscale.contract import read_contract
+from srgan_cli.upscale.contract import check_result, read_contract
 from srgan_cli.upscale.session import open_session
 
 PROBE_SIDE = 16  # the teacher is tried once on a 16x16 input when it is opened
@@ -63,23 +63,13 @@ class Teacher:
         return (np.clip(out, 0.0, 1.0) * 2.0 - 1.0).astype(np.float32)
 
     def _run(self, batch: np.ndarray) -> np.ndarray:
-        lo, hi = self.contract.value_range
-        feed = batch * (hi - lo) + lo
-        nchw = self.contract.layout == "NCHW"
-        if nchw:
-            feed = feed.transpose(0, 3, 1, 2)
         try:
-            out = np.asarray(self.session.run(None, {self.contract.input_name: np.ascontiguousarray(feed)})[0])
+            out = self.session.run(None, self.contract.feed(batch))[0]
         except Exception as err:
             raise SrganError(f"--teacher {self.path}: failed on a batch of {batch.shape} "
                              f"({str(err).splitlines()[0][:160]})") from None
-        if nchw and out.ndim == 4:
-            out = out.transpose(0, 2, 3, 1)
-        n, h, w, _ = batch.shape
-        expected = (n, h * self.contract.scale, w * self.contract.scale, 3)
-        if out.shape != expected:
-            raise SrganError(f"--teacher {self.path}: returned shape {out.shape} for LR {batch.shape}; "
-                             f"expected {expected}")
-        if not np.isfinite(out).all():
-            raise SrganError(f"--teacher {self.path}: returned NaN or infinite values")
-        return (out.astype(np.float32) - lo) / (hi - lo)
+        try:
+            out = check_result(out, batch.shape[1:3], self.contract, batch=len(batch))
+        except SrganError as err:
+            raise SrganError(f"--teacher {self.path}: {err}") from None
+        return self.contract.unfeed(out)

@@ -35,6 +35,21 @@ class Contract:
     scale: int
     scale_from: str = METADATA
 
+    def feed(self, lr: np.ndarray) -> dict[str, np.ndarray]:
+        """The session's input for an LR batch: float32 (B, h, w, 3) in [0,1] -> this model's range and layout."""
+        lo, hi = self.value_range
+        batch = lr * (hi - lo) + lo
+        if self.layout == "NCHW":
+            batch = batch.transpose(0, 3, 1, 2)
+        return {self.input_name: np.ascontiguousarray(batch, dtype=np.float32)}
+
+    def unfeed(self, out: np.ndarray) -> np.ndarray:
+        """A checked output batch (`check_result`) back to float32 (B, H, W, 3) in [0,1] (not clipped)."""
+        lo, hi = self.value_range
+        if self.layout == "NCHW":
+            out = out.transpose(0, 2, 3, 1)
+        return (out - lo) / (hi - lo)
+
 
 def _check_input(session: Any, layout: str) -> str:
     inputs = session.get_inputs()
@@ -143,8 +158,9 @@ def read_contract(session: Any, scale: int | None = None, layout: str | None = N
                     _probe_scale(session, name, layout_name, value_range_pair[0]), PROBE)
 
 
-def check_result(out: Any, window: tuple[int, int], contract: Contract) -> np.ndarray:
-    """The model's batch for one HxW window as float32 (1, H*scale, W*scale, 3) in its layout, or one line why not.
+def check_result(out: Any, window: tuple[int, int], contract: Contract, batch: int = 1) -> np.ndarray:
+    """The model's output for `batch` HxW windows as float32 (batch, H*scale, W*scale, 3) in its layout, or one line
+    why not.
 
     Raises:
         SrganError: not floating point, not rank 4, not the contract's size, or NaN/infinite values.
@@ -156,7 +172,7 @@ def check_result(out: Any, window: tuple[int, int], contract: Contract) -> np.nd
         raise SrganError(f"the model returned an output of rank {out.ndim} (shape {list(out.shape)}); "
                          "expected a 4-D image batch")
     height, width = window
-    expected = (1, height * contract.scale, width * contract.scale, 3)
+    expected = (batch, height * contract.scale, width * contract.scale, 3)
     got = out.shape if contract.layout == "NHWC" else (out.shape[0], out.shape[2], out.shape[3], out.shape[1])
     if tuple(got) != expected:
         raise SrganError(f"the model maps a {width}x{height} window to {got[2]}x{got[1]}x{got[3]}, but its scale is "

@@ -140,22 +140,14 @@ class Upscaler:
             TileOutOfMemory: the model ran out of memory on this window.
             SrganError: the model failed, or returned what no image is (see `contract.check_result`).
         """
-        lo, hi = self.contract.value_range
         try:
-            batch = window[None] * (hi - lo) + lo
-            if self.contract.layout == "NCHW":
-                batch = batch.transpose(0, 3, 1, 2)
-            feed = {self.contract.input_name: np.ascontiguousarray(batch, dtype=np.float32)}
-            out = self.session.run(None, feed, run_options)[0]
+            out = self.session.run(None, self.contract.feed(window[None]), run_options)[0]
         except Exception as err:
             height, width = window.shape[:2]
             if is_out_of_memory(err):
                 raise TileOutOfMemory(max(width, height)) from None
             raise SrganError(f"the model failed on a {width}x{height} window ({_first_line(err)})") from None
-        out = check_result(out, window.shape[:2], self.contract)
-        if self.contract.layout == "NCHW":
-            out = out.transpose(0, 2, 3, 1)
-        return (out[0] - lo) / (hi - lo)
+        return self.contract.unfeed(check_result(out, window.shape[:2], self.contract))[0]
 
     def upscale_array(self, image: np.ndarray, out_dtype: type | np.dtype = np.float32, gray: bool = False,
                       on_window: OnWindow | None = None, notes: list[str] | None = None) -> np.ndarray:

@@ -238,3 +238,13 @@ def test_vgg54_with_a_stand_in_imagenet_weights_file_through_the_cli(photos, tmp
     config = json.loads((tmp_path / "vgg" / "config.json").read_text())
     assert config["content_loss"] == "vgg54" and config["vgg_weights"] == str(stand_in)
 
+
+
+def test_teacher_reads_any_contract_like_srgan_upscale(tmp_path):
+    plain = make_sr_model(tmp_path / "plain.onnx", metadata={"scale": "4"})
+    foreign = make_sr_model(tmp_path / "foreign.onnx", layout="NCHW", value_range=(0.0, 255.0),
+                            metadata={"layout": "NCHW", "value_range": "0,255"})
+    lr, _ = batch()
+    ours, theirs = Teacher(plain, 4)(lr), Teacher(foreign, 4)(lr)
+    assert len(lr) > 1 and theirs.shape == ours.shape
+    np.testing.assert_allclose(theirs, ours, atol=1e-5)  # the same function, fed in its own layout and range
