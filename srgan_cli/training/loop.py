@@ -137,7 +137,7 @@ def _train(plan: RunPlan, strategy: Any, worker: Worker, progress: Progress | No
         terms = [f"{t}_term" for t in EXTRA_TERMS if config.phase == "gan" and getattr(config, f"{t}_weight")]
         out.log_fields = LOG_FIELDS + terms
         try:
-            step, stopped = _loop(config, out, trainer, photos, val_pairs, state, progress)
+            step, stopped = _loop(config, out, trainer, photos, val_pairs, state, progress, worker.count)
         finally:
             out.flush()
     if worker.count > 1:  # every worker's weights are the same: the digests show it
@@ -160,13 +160,13 @@ def _agreed(config: TrainConfig, photos: patches.PhotoSet) -> dict[str, Any]:
 
 
 def _loop(config: TrainConfig, run: RunFolder, trainer: Trainer, photos: patches.PhotoSet, val_pairs: Any,
-          state: RunState, progress: Progress | None) -> tuple[int, str | None]:
+          state: RunState, progress: Progress | None, workers_count: int) -> tuple[int, str | None]:
     strategy = trainer.strategy
     batches = data.distributed_batches(strategy, photos.images, config.hr_size, config.batch_size, config.seed,
                                        state.step, trainer.scale, _degradation(config))
     sample = next(iter(data.make_dataset(photos.images, config.hr_size, 1, config.seed + 1,
                                          degradation=_degradation(config))))
-    sync = workers.StepSync(trainer, strategy, distributed.worker_of(strategy).count)
+    sync = workers.StepSync(trainer, strategy, workers_count)
     early = state.step + EARLY_VALIDATION
     shown_psnr = None  # validated by this process: a resumed run shows no number from before it stopped
     started = time.monotonic()
