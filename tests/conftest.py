@@ -1,14 +1,11 @@
 """Shared fixtures: tiny ONNX models and small generated photos (no network, nothing from ../shared)."""
 
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
 
-sys.path.insert(0, str(Path(__file__).parent))
-from tiny_models import make_sr_model  # noqa: E402
+from tests.tiny_models import make_sr_model
 
 SRGAN_META = {"scale": 4, "layout": "NHWC", "value_range": "0,1"}
 

@@ -188,7 +188,7 @@ def test_vgg54_content_loss_is_scaled_feature_mse():
 
 
 def test_random_vgg_is_fixed_and_its_loss_is_relative_to_the_feature_rms():
-    from conftest import photo_array
+    from tests.conftest import photo_array
 
     hr = photo_array(48, 48)[None].astype("float32") / 127.5 - 1
     first, second = (losses.build_feature_extractor("vgg54", losses.RANDOM) for _ in range(2))

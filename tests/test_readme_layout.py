@@ -1,4 +1,4 @@
-"""The README's Layout table names every module and sub-package of srgan_cli in its package's row."""
+"""The layout as a newcomer meets it: the README names every module, and tests import as one package."""
 
 from pathlib import Path
 
@@ -45,3 +45,11 @@ def test_layout_row_names_every_module(package: Path) -> None:
 def test_a_module_left_out_is_caught(tmp_path: Path) -> None:
     rows = layout_rows()
     assert named(PACKAGE / "upscale", {**rows, "srgan_cli/upscale/": "`tiling.py` only"})
+
+
+def test_tests_import_each_other_as_the_tests_package() -> None:
+    files = [p for p in (ROOT / "tests").rglob("*.py") if p != Path(__file__)]  # not this file's own words
+    hacks = [f"{p.relative_to(ROOT)}:{n}" for p in files
+             for n, line in enumerate(p.read_text().splitlines(), 1)
+             if "sys.path.insert" in line or line.strip().startswith(("from conftest ", "import conftest"))]
+    assert hacks == [], "import from the tests package (from tests.conftest import ...) instead"
