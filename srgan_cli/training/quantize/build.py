@@ -15,8 +15,16 @@ import numpy as np
 from srgan_cli.errors import SrganError
 from srgan_cli.training.quantize.calibrate import calibration_crops, preprocess, quantize_static_qdq
 from srgan_cli.training.quantize.check import check_against_fp32
-from srgan_cli.training.quantize.graph import drop_node, fold_prelu, keep_float_stream, resolve_convs, tier_last_conv
-from srgan_cli.training.quantize.recipe import DEFAULT_REFUSE_DB, QuantizeReport, Recipe, read_contract
+from srgan_cli.training.quantize.graph import (
+    drop_node,
+    fold_prelu,
+    keep_float_stream,
+    open_session,
+    resolve_convs,
+    tier_last_conv,
+)
+from srgan_cli.training.quantize.recipe import DEFAULT_REFUSE_DB, QuantizeReport, Recipe
+from srgan_cli.upscale.contract import read_contract
 from srgan_cli.upscale.precision import cpu_has_vnni
 
 
@@ -71,8 +79,8 @@ def quantize_model(fp32_onnx: Path, output: Path, calibration_dir: Path, recipe:
             model = preprocess(Path(fp32_onnx), Path(tmp) / "pre.onnx")
         except Exception as err:
             raise SrganError(f"{fp32_onnx}: cannot prepare the model ({str(err).splitlines()[0][:160]})") from None
-        layout, value_range, scale = read_contract(model)
-        crops = calibration_crops(Path(calibration_dir), scale, recipe, layout, value_range)
+        contract = read_contract(open_session(model))  # as `srgan upscale` reads it
+        crops = calibration_crops(Path(calibration_dir), contract, recipe)
         int8, float_convs = _build_int8(model, crops, recipe, reduce_range, Path(tmp))
         record = _recipe_record(recipe, reduce_range, float_convs, len(crops))
         _set_metadata(int8, {"precision": "int8", "quantization": json.dumps(record, sort_keys=True)})

@@ -13,7 +13,8 @@ import numpy as np
 
 from srgan_cli.errors import SrganError
 from srgan_cli.training.quantize.graph import open_session
-from srgan_cli.training.quantize.recipe import Recipe, to_model_input
+from srgan_cli.training.quantize.recipe import Recipe
+from srgan_cli.upscale.contract import Contract
 
 CALIBRATION_BATCH = 8  # crops per calibration pass (ONNX Runtime's histograms otherwise hold every output at once)
 
@@ -33,9 +34,8 @@ def split_photos(folder: Path, recipe: Recipe, rng: np.random.Generator | None =
     return ([f for i, f in enumerate(files) if i in chosen], [f for i, f in enumerate(files) if i not in chosen])
 
 
-def calibration_crops(folder: Path, scale: int, recipe: Recipe, layout: str = "NHWC",
-                      value_range: tuple[float, float] = (0.0, 1.0)) -> list[np.ndarray]:
-    """Random LR crops (bicubic x1/scale of the photos: the model's real input) as model inputs.
+def calibration_crops(folder: Path, contract: Contract, recipe: Recipe) -> list[np.ndarray]:
+    """Random LR crops (bicubic x1/scale of the photos: the model's real input), fed as the contract says.
 
     Raises:
         SrganError: no readable photo in `folder`.
@@ -44,7 +44,7 @@ def calibration_crops(folder: Path, scale: int, recipe: Recipe, layout: str = "N
     from srgan_cli.upscale.imaging import read_rgb8
 
     rng = np.random.default_rng(recipe.seed)
-    crops = []
+    scale, crops = contract.scale, []
     for path in split_photos(folder, recipe, rng)[0]:
         try:
             hr = read_rgb8(path)
@@ -56,7 +56,8 @@ def calibration_crops(folder: Path, scale: int, recipe: Recipe, layout: str = "N
         side = min(recipe.crop, *lr.shape[:2])
         for _ in range(recipe.crops):
             y, x = (int(rng.integers(0, n - side + 1)) for n in lr.shape[:2])
-            crops.append(to_model_input(lr[y:y + side, x:x + side], layout, value_range))
+            crop = lr[y:y + side, x:x + side][None].astype(np.float32) / 255.0
+            crops.append(contract.feed(crop)[contract.input_name])
     if not crops:
         raise SrganError(f"{folder}: no readable photo to calibrate on")
     return crops

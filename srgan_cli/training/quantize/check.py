@@ -10,33 +10,19 @@ from typing import Any
 import numpy as np
 
 from srgan_cli.errors import SrganError
-from srgan_cli.training.quantize.graph import open_session
-from srgan_cli.training.quantize.recipe import DEFAULT_REFUSE_DB, read_contract
+from srgan_cli.training.quantize.recipe import DEFAULT_REFUSE_DB
 
 
-class _Runner:
-    """An ONNX model on uint8 RGB LR arrays, tiled like `srgan upscale` (for the accuracy check)."""
+def _upscaler(path: Path, threads: int | None) -> Any:
+    """`srgan upscale`'s Upscaler on the CPU for this very file (an int8 file runs as itself, not looked up)."""
+    from srgan_cli.upscale.inference import Upscaler
+    from srgan_cli.upscale.precision import precision_of
 
-    def __init__(self, path: Path, threads: int | None = None) -> None:
-        import onnx
+    return Upscaler(path, device="cpu", threads=threads, precision=precision_of(path))
 
-        self.session = open_session(str(path), threads)
-        self.layout, self.range, self.scale = read_contract(onnx.load(str(path), load_external_data=False))
-        self.name = self.session.get_inputs()[0].name
 
-    def run(self, window: np.ndarray) -> np.ndarray:
-        lo, hi = self.range
-        batch = window[None] * (hi - lo) + lo
-        batch = batch.transpose(0, 3, 1, 2) if self.layout == "NCHW" else batch
-        out = self.session.run(None, {self.name: np.ascontiguousarray(batch, np.float32)})[0]
-        out = out.transpose(0, 2, 3, 1) if self.layout == "NCHW" else out
-        return (out[0] - lo) / (hi - lo)
-
-    def upscale(self, lr: np.ndarray) -> np.ndarray:
-        from srgan_cli.upscale.tiling import DEFAULT_PAD, DEFAULT_TILE, upscale_tiled
-
-        out = upscale_tiled(lr.astype(np.float32) / 255.0, self.run, self.scale, DEFAULT_TILE, DEFAULT_PAD)
-        return np.round(np.clip(out, 0.0, 1.0) * 255.0).astype(np.uint8)
+def _upscale(upscaler: Any, lr: np.ndarray) -> np.ndarray:
+    return np.asarray(upscaler.upscale_array(lr.astype(np.float32) / 255.0, np.uint8))
 
 
 def check_against_fp32(fp32: Path, int8: Path, photos: Path | Sequence[Path], refuse: float | None = DEFAULT_REFUSE_DB,
@@ -63,7 +49,7 @@ def check_against_fp32(fp32: Path, int8: Path, photos: Path | Sequence[Path], re
     from srgan_cli.evaluation.metrics import psnr_y
     from srgan_cli.training.patches import find_photos
 
-    reference, candidate = _Runner(fp32, threads), _Runner(int8, threads)
+    reference, candidate = _upscaler(fp32, threads), _upscaler(int8, threads)
     if isinstance(photos, str | Path):
         files, folder = find_photos(photos), Path(photos).name
     else:
@@ -75,7 +61,7 @@ def check_against_fp32(fp32: Path, int8: Path, photos: Path | Sequence[Path], re
         except SrganError:
             continue
         lr = degrade(hr, reference.scale)
-        base, quant = reference.upscale(lr), candidate.upscale(lr)
+        base, quant = _upscale(reference, lr), _upscale(candidate, lr)
         scores.append((psnr_y(base, hr), psnr_y(quant, hr), min(psnr_y(quant, base), 99.0),
                        *((_niqe(base), _niqe(quant)) if niqe else ())))
     if not scores:

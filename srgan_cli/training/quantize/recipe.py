@@ -6,14 +6,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from srgan_cli.errors import SrganError
 
 FIRST, LAST = "first", "last"  # aliases of conv:0 and conv:-1 in `Recipe.exclude`
 SENSITIVE = ("conv:0", "conv:1", "conv:-4", "conv:-3")  # srresnet: first conv, block 1's first, body end, upsampler
 DEFAULT_REFUSE_DB = 0.05
-RANGES = {"0,1": (0.0, 1.0), "0,255": (0.0, 255.0), "-1,1": (-1.0, 1.0)}
 
 
 @dataclass(frozen=True)
@@ -92,24 +89,3 @@ class QuantizeReport:
     float_convs: list[str]
     seconds: float
     check: dict[str, Any] | None = field(default=None)
-
-
-def read_contract(model: Any) -> tuple[str, tuple[float, float], int]:
-    """(layout, value range, scale) from `srgan export` metadata (NHWC, 0,1 and 4 when absent)."""
-    meta = {p.key: p.value for p in model.metadata_props}
-    layout = meta.get("layout", "NHWC").upper()
-    value_range = RANGES.get(meta.get("value_range", "0,1").replace(" ", ""))
-    if layout not in ("NHWC", "NCHW") or value_range is None:
-        raise SrganError(f"unsupported model contract: layout {layout!r}, value_range {meta.get('value_range')!r}")
-    try:
-        return layout, value_range, int(meta.get("scale", "4"))
-    except ValueError:
-        raise SrganError(f"the model's metadata has scale {meta['scale']!r}: not an integer") from None
-
-
-def to_model_input(lr: np.ndarray, layout: str, value_range: tuple[float, float]) -> np.ndarray:
-    """uint8 HxWx3 -> the model's float32 1-image batch."""
-    lo, hi = value_range
-    batch = (lr.astype(np.float32)[None] / 255.0) * (hi - lo) + lo
-    return np.ascontiguousarray(batch.transpose(0, 3, 1, 2) if layout == "NCHW" else batch, dtype=np.float32)
-
