@@ -82,10 +82,7 @@ def cpu_int8_features(cpuinfo: str | None = None) -> list[str]:
     if cpuinfo is None:
         if platform.machine().lower() not in ("x86_64", "amd64", "i386", "i686", "x86"):
             return ["not x86"]  # ARM's int8 dot products (SDOT/I8MM) need no 7-bit weights
-        try:
-            cpuinfo = Path("/proc/cpuinfo").read_text()
-        except OSError:
-            return []
+        cpuinfo = "\n".join(_cpuinfo_lines())  # unreadable counts as none
     words = set(cpuinfo.split())
     return [flag for flag in INT8_FLAGS if flag in words]
 
@@ -260,11 +257,7 @@ def time_speedup(fp32: Path, int8: Path, threads: int, side: int = TIMING_WINDOW
     runs = []
     for path in (fp32, int8):
         session = open_session(path, "cpu", threads)[0]
-        contract = read_contract(session, None, None, None)
-        lo, hi = contract.value_range
-        batch = window[None] * (hi - lo) + lo
-        batch = batch.transpose(0, 3, 1, 2) if contract.layout == "NCHW" else batch
-        feed = {contract.input_name: np.ascontiguousarray(batch, np.float32)}
+        feed = read_contract(session, None, None, None).feed(window[None])
         session.run(None, feed)  # warm-up: first-run allocations and kernel choice
         runs.append((session, feed))
     best = [float("inf"), float("inf")]
