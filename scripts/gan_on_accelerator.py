@@ -13,6 +13,7 @@ from the start, patch cutting and compilation included); writes atomically, ever
     OUT.raw.weights.h5            with --ema, the generator's own weights
     OUT.discriminator.weights.h5  the discriminator (--init-discriminator continues from it; --no-save-discriminator)
     OUT.config.json               the run's options as a TrainConfig (srgan export reads the network's shape there)
+    OUT.step<N>.weights.h5        with --keep-every, the generator as it was at step N
 
     KERAS_BACKEND=jax PYTHONPATH=. python scripts/gan_on_accelerator.py --photos bsds500/ \
         --init weights/srresnet_x4.weights.h5 --out $OUT/srgan.weights.h5 --minutes 9 --steps 100000
@@ -21,13 +22,10 @@ from the start, patch cutting and compilation included); writes atomically, ever
 from __future__ import annotations
 
 import argparse
-import functools
 import math
-import multiprocessing
 import os
 import sys
 import time
-from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -36,9 +34,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import numpy as np  # noqa: E402
 
-from srgan_cli.training.patches import load_photos, patch_pairs  # noqa: E402
-
-CHUNK = 500  # patch pairs per job of the cutting processes
+from srgan_cli.training.patches import cut_in_processes  # noqa: E402
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -70,6 +66,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--channels", type=int, default=64)
     p.add_argument("--degradation-config", help="realistic LR (a degradation JSON, or 'default'); else bicubic")
     p.add_argument("--save-every", type=int, default=1_000)
+    p.add_argument("--keep-every", type=int, default=0,
+                   help="also keep the generator of every N-th step as OUT.step<N>.weights.h5 (0: none)")
     p.add_argument("--save-discriminator", action=argparse.BooleanOptionalAction, default=True,
                    help="also write OUT.discriminator.weights.h5 (the U-Net's is 17.5 MB, the paper's 95 MB)")
     p.add_argument("--log-every", type=int, default=100)
@@ -77,32 +75,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
-@functools.lru_cache(maxsize=1)
-def _photos(folder: str, hr_size: int) -> list[Any]:
-    return load_photos(folder, hr_size).images  # type: ignore[no-any-return]
-
-
-def _cut(job: tuple[str, int, int, int, int, str | None]) -> tuple[np.ndarray, np.ndarray]:
-    """One chunk of patch pairs (in a worker process: it decodes the photos once)."""
-    from srgan_cli.evaluation.degradations import load_params
-
-    folder, count, hr_size, seed, first, degradation = job
-    params = None if degradation is None else load_params(None if degradation == "default" else degradation)
-    return patch_pairs(_photos(folder, hr_size), count, hr_size, seed, first, degradation=params)  # type: ignore
-
-
 def cut_patches(args: argparse.Namespace) -> tuple[np.ndarray, np.ndarray]:
     """--patches (LR, HR) uint8 pairs, crop i drawn from (seed, i) alone: the same for any number of workers."""
-    size = max(1, min(CHUNK, -(-args.patches // max(1, args.workers))))
-    jobs = [(args.photos, min(size, args.patches - first), args.hr_size, args.seed, first, args.degradation_config)
-            for first in range(0, args.patches, size)]
-    if args.workers <= 1 or len(jobs) == 1:
-        parts = [_cut(job) for job in jobs]
-    else:  # spawned workers import this file without Keras (it is imported inside main)
-        context = multiprocessing.get_context("spawn")
-        with ProcessPoolExecutor(min(args.workers, len(jobs)), mp_context=context) as pool:
-            parts = list(pool.map(_cut, jobs))
-    return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
+    return cut_in_processes(args.photos, args.patches, args.hr_size, args.seed, args.degradation_config,
+                            args.workers)
 
 
 def batches(lr_patches: np.ndarray, hr_patches: np.ndarray, batch_size: int, seed: int) -> Any:
@@ -209,6 +185,9 @@ def train(args: argparse.Namespace, started: float) -> int:
                 raise SystemExit(f"non-finite loss at step {done}: stopped; the last save stands")
         if done % args.save_every == 0:
             save(gan, state, args)
+        if args.keep_every and done % args.keep_every == 0:
+            gan.publish(state, average=True)
+            save_weights(gan.g, sibling(args.out, f"step{done}.weights.h5"))
     save(gan, state, args)
     return done
 

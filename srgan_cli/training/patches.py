@@ -1,6 +1,9 @@
 """Training photos and patches without TensorFlow: folders decoded once, deterministic random crops, bicubic LR."""
 
+import functools
 import logging
+import multiprocessing
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -13,6 +16,7 @@ from srgan_cli.upscale import imaging
 from srgan_cli.upscale.imaging import find_images
 
 log = logging.getLogger("srgan")
+CHUNK = 500  # patch pairs per job of the cutting processes
 PHOTO_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff"}
 
 
@@ -88,3 +92,41 @@ def patch_pairs(images, count, hr_size, seed, first_index=0, scale=4, degradatio
     if degradation is None:
         return np.stack([degrade(patch, scale) for patch in hr]), hr
     return np.stack([degrade_crop(patch, seed, i, degradation) for i, patch in zip(indices, hr, strict=False)]), hr
+
+
+@functools.lru_cache(maxsize=1)
+def _cached_photos(folder, hr_size):
+    return load_photos(folder, hr_size).images
+
+
+def _cut_chunk(job):
+    """One chunk of patch pairs (in a worker process, which decodes the photos once)."""
+    from srgan_cli.evaluation.degradations import load_params
+
+    folder, count, hr_size, seed, first, degradation = job
+    params = None if degradation is None else load_params(None if degradation == "default" else degradation)
+    return patch_pairs(_cached_photos(folder, hr_size), count, hr_size, seed, first, degradation=params)
+
+
+def cut_in_processes(folder, count, hr_size, seed, degradation=None, workers=1):
+    """`count` (LR, HR) uint8 pairs cut by `workers` spawned processes; crop i is drawn from (seed, i) alone, so the
+    result is the same for any number of workers.
+
+    Args:
+        folder (str): folder tree of training photos.
+        count (int): patch pairs to cut.
+        hr_size (int): HR crop side.
+        seed (int): the run's seed.
+        degradation (str | None): a degradation JSON, "default" (the realistic defaults) or None (bicubic).
+        workers (int): processes cutting chunks of CHUNK pairs.
+    """
+    size = max(1, min(CHUNK, -(-count // max(1, workers))))
+    jobs = [(str(folder), min(size, count - first), hr_size, seed, first, degradation)
+            for first in range(0, count, size)]
+    if workers <= 1 or len(jobs) == 1:
+        parts = [_cut_chunk(job) for job in jobs]
+    else:  # spawned workers import this module, which needs no Keras
+        context = multiprocessing.get_context("spawn")
+        with ProcessPoolExecutor(min(workers, len(jobs)), mp_context=context) as pool:
+            parts = list(pool.map(_cut_chunk, jobs))
+    return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])

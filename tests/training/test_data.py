@@ -36,3 +36,12 @@ def test_crops_depend_only_on_seed_and_index(photos):
     lr, hr = next(iter(data.make_dataset(images, 24, 4, seed=0)))
     assert lr.shape == (4, 6, 6, 3) and hr.shape == (4, 24, 24, 3)
     assert float(tf.reduce_min(lr)) >= 0 and float(tf.reduce_max(hr)) <= 1 and float(tf.reduce_min(hr)) >= -1
+
+
+def test_cutting_processes_give_the_same_pairs_as_one_and_apply_the_degradation(photos, tmp_path):
+    one = patches.cut_in_processes(photos, 7, 24, seed=3, workers=1)
+    two = patches.cut_in_processes(photos, 7, 24, seed=3, workers=2)
+    assert one[0].shape == (7, 6, 6, 3) and one[1].shape == (7, 24, 24, 3)
+    assert all(np.array_equal(a, b) for a, b in zip(one, two, strict=True))
+    damaged = patches.cut_in_processes(photos, 7, 24, seed=3, degradation="default", workers=2)
+    assert np.array_equal(damaged[1], one[1]) and not np.array_equal(damaged[0], one[0])  # same crops, other LR

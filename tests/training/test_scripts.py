@@ -34,6 +34,23 @@ def test_accelerator_pretrain_script_writes_weights_the_trainer_loads(photos, tm
     assert not list(tmp_path.glob("*.partial.*"))
 
 
+def test_accelerator_pretrain_script_decays_the_rate_over_the_time_it_is_given(photos, tmp_path):
+    from srgan_cli.training.archs.srresnet import build_generator
+
+    build_generator(1, 8).save_weights(tmp_path / "init.weights.h5")
+    cmd = [sys.executable, str(REPO / "scripts" / "pretrain_on_accelerator.py"), "--photos", str(photos), "--init",
+           str(tmp_path / "init.weights.h5"), "--out", str(tmp_path / "out.weights.h5"), "--blocks", "1",
+           "--channels", "8", "--hr-size", "24", "--batch-size", "2", "--patches", "8", "--workers", "2",
+           "--steps", "10000000", "--minutes", "0.4", "--log-every", "5", "--lr", "1e-3"]
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "KERAS_BACKEND": "tensorflow"})
+    assert done.returncode == 0, done.stderr[-2000:]
+    rates = [float(line.split()[-1]) for line in done.stdout.splitlines() if line.startswith("learning rate")]
+    assert rates[0] == pytest.approx(1e-3) and rates[-1] < 3e-4, rates  # down the cosine, not at the step count's
+    assert rates == sorted(rates, reverse=True)
+    assert (tmp_path / "out.weights.h5").stat().st_size < 2 * (tmp_path / "init.weights.h5").stat().st_size
+
+
 def test_average_weights_script_writes_the_mean_generator_and_its_config(tmp_path):
     from srgan_cli.training.archs.srresnet import build_generator
     from srgan_cli.training.config import TrainConfig
