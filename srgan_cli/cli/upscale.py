@@ -29,8 +29,8 @@ if TYPE_CHECKING:
 
 SHIPPED = ", ".join(shipped_models()) or "none"
 MODEL_HELP = (f"ONNX model file, or a shipped model by name ({SHIPPED}); default: the shipped default. "
-              "For JPEG-compressed or noisy photos use srresnet_x4_real; for the highest PSNR on clean ones, "
-              "srresnet_x4.")
+              "For JPEG-compressed or noisy photos use srresnet_x4_real (faithful) or srgan_x4_real (Real-ESRGAN-like "
+              "texture, at lower fidelity); for the highest PSNR on clean ones, srresnet_x4.")
 DeviceOption = Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N.")]
 TileOption = Annotated[str, typer.Option(help="Tile side in LR pixels, 0 for whole image, or auto.")]
 TilePadOption = Annotated[int, typer.Option(min=0, help="Context pixels per tile side.")]
