@@ -56,6 +56,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     for name, default, what in (("content", 1.0, "VGG feature MSE"), ("pixel", 1e-2, "pixel L1"),
                                 ("adv", 5e-3, "adversarial loss"), ("ldl", 0.0, "LDL artifact-weighted L1"),
                                 ("lattice", 0.0, "lattice (4-px grid) loss"), ("lowfreq", 0.0, "4x4-block-mean loss"),
+                                ("colour", 0.0, "crop-mean colour loss"),
                                 ("overshoot", 0.0, "overshoot (halo) loss")):
         p.add_argument(f"--{name}-weight", type=float, default=default, help=f"weight of the {what}")
     p.add_argument("--ema", type=float, default=0.999, help="moving-average decay of the generator (0: none)")
@@ -118,8 +119,9 @@ def write_config(args: argparse.Namespace) -> None:
         steps=args.steps, batch_size=args.batch_size, hr_size=args.hr_size, lr=args.lr, ema=args.ema,
         pixel_loss="l1", content_loss="mse" if args.content_loss == "none" else args.content_loss,
         adv_weight=args.adv_weight, pixel_weight=args.pixel_weight, ldl_weight=args.ldl_weight,
-        lattice_weight=args.lattice_weight, lowfreq_weight=args.lowfreq_weight, overshoot_weight=args.overshoot_weight,
-        d_warmup=args.d_warmup, discriminator=args.discriminator, gan_loss=args.gan_loss, vgg_weights=args.vgg_weights,
+        lattice_weight=args.lattice_weight, lowfreq_weight=args.lowfreq_weight, colour_weight=args.colour_weight,
+        overshoot_weight=args.overshoot_weight, d_warmup=args.d_warmup, discriminator=args.discriminator,
+        gan_loss=args.gan_loss, vgg_weights=args.vgg_weights,
         init=args.init or "", degradation="realistic" if degradation else "bicubic", degradation_params=degradation,
         seed=args.seed)
     config.check()
@@ -142,8 +144,9 @@ def build(args: argparse.Namespace) -> Any:
                                                                                          args.vgg_weights)
     weights = GanWeights(
         content=args.content_weight if extractor is not None else 0.0, pixel=args.pixel_weight, adv=args.adv_weight,
-        ldl=args.ldl_weight, lattice=args.lattice_weight, lowfreq=args.lowfreq_weight, overshoot=args.overshoot_weight,
-        gan_loss=args.gan_loss, content_scale=losses.feature_scale(args.content_loss, args.vgg_weights), ema=args.ema)
+        ldl=args.ldl_weight, lattice=args.lattice_weight, lowfreq=args.lowfreq_weight, colour=args.colour_weight,
+        overshoot=args.overshoot_weight, gan_loss=args.gan_loss,
+        content_scale=losses.feature_scale(args.content_loss, args.vgg_weights), ema=args.ema)
     return StatelessGan(generator, discriminator, extractor, weights, args.lr)
 
 

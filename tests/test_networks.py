@@ -137,6 +137,20 @@ def test_lowfreq_loss_charges_a_tint_and_not_texture_inside_a_4px_block():
     assert float(losses.lowfreq_loss(hr, hr + tint)) == pytest.approx(0.01 / 3, rel=1e-4)
 
 
+def test_colour_loss_charges_a_crop_wide_tint_linearly_and_not_texture_or_local_error():
+    hr = np.random.default_rng(2).uniform(-1, 1, (2, 16, 16, 3)).astype("float32")
+    texture = np.tile(np.array([[1, -1], [-1, 1]], "float32")[None, ..., None], (2, 8, 8, 3))
+    local = np.zeros_like(hr)
+    local[:, :8] = 0.3
+    local[:, 8:] = -0.3  # half the crop brighter, half darker: no crop-wide drift
+    tint = np.zeros_like(hr)
+    tint[..., 2] = 0.004  # half a level of blue, in [-1, 1] units
+    assert float(losses.colour_loss(hr, hr + 0.2 * texture + local)) == pytest.approx(0.0, abs=1e-7)
+    assert float(losses.colour_loss(hr, hr + tint)) == pytest.approx(0.004 / 3, rel=1e-3)
+    assert float(losses.colour_loss(hr, hr - 2 * tint)) == pytest.approx(0.008 / 3, rel=1e-3)  # linear, either sign
+    assert float(losses.lowfreq_loss(hr, hr + tint)) < 1e-5  # where the block loss hardly sees it
+
+
 def test_overshoot_loss_charges_a_halo_and_not_a_soft_edge():
     hr = np.full((1, 16, 16, 3), -0.5, "float32")
     hr[:, :, 8:] = 0.5
@@ -148,7 +162,8 @@ def test_overshoot_loss_charges_a_halo_and_not_a_soft_edge():
 
 
 @pytest.mark.parametrize("term, loss", [("lattice", losses.lattice_loss), ("lowfreq", losses.lowfreq_loss),
-                                        ("pixel", losses.pixel_loss("mse")), ("overshoot", losses.overshoot_loss)])
+                                        ("colour", losses.colour_loss), ("pixel", losses.pixel_loss("mse")),
+                                        ("overshoot", losses.overshoot_loss)])
 def test_gan_step_adds_the_weighted_extra_loss(term, loss):
     trainer = tiny_trainer("gan", hr_size=32, **{f"{term}_weight": 10.0})
     lr, hr = batch(hr=32)

@@ -207,6 +207,7 @@ def train(
     adv_weight: Annotated[float | None, typer.Option(help=f"Weight of the adversarial loss. [default: {D.adv_weight:g}]", show_default=False)] = None,
     lattice_weight: Annotated[float | None, typer.Option(help="GAN: weight of a loss on the error's 4-px-periodic part (the grid adversarial training grows). [default: 0, off]", show_default=False)] = None,
     lowfreq_weight: Annotated[float | None, typer.Option(help="GAN: weight of a loss on the 4x4-block means of the error (pins brightness and colour, leaves texture free). [default: 0, off]", show_default=False)] = None,
+    colour_weight: Annotated[float | None, typer.Option(help="GAN: weight of a loss on each crop's mean colour error (pulls a tint or brightness drift to zero, however small). [default: 0, off]", show_default=False)] = None,
     pixel_weight: Annotated[float | None, typer.Option(help="GAN: weight of the --pixel-loss term beside the content loss (as ESRGAN; pulls toward the photo). [default: 0, off]", show_default=False)] = None,
     overshoot_weight: Annotated[float | None, typer.Option(help="GAN: weight of a loss on output beyond the photo's 5x5 local range (halos, ringing). [default: 0, off]", show_default=False)] = None,
     d_warmup: Annotated[int | None, typer.Option(help="GAN: train only the discriminator for the first N steps. [default: 0]", show_default=False)] = None,

@@ -23,8 +23,8 @@ CHOICES = {"phase": get_args(Phase), "pixel_loss": get_args(PixelLoss), "content
            "strategy": get_args(Strategy), "degradation": get_args(Degradation),
            "discriminator": get_args(DiscriminatorKind), "gan_loss": get_args(GanLoss)}
 POSITIVE = ("steps", "batch_size", "val_every", "checkpoint_every", "keep_checkpoints", "log_every")
-NON_NEGATIVE = ("adv_weight", "lattice_weight", "lowfreq_weight", "pixel_weight", "overshoot_weight", "d_warmup",
-                "lr_decay_every", "lr_decay_from", "sample_every", "ldl_weight", "teacher_weight")
+NON_NEGATIVE = ("adv_weight", "lattice_weight", "lowfreq_weight", "colour_weight", "pixel_weight", "overshoot_weight",
+                "d_warmup", "lr_decay_every", "lr_decay_from", "sample_every", "ldl_weight", "teacher_weight")
 LATTICE_WINDOW = 32  # the lattice loss works on 8x8-pixel LR windows: HR crops in multiples of 32
 UNET_WINDOW = 8  # the U-Net discriminator halves the crop three times: HR crops in multiples of 8
 # on --resume these may change (extend the run, a new schedule, other validation); the rest is the run's own
@@ -54,6 +54,7 @@ class TrainConfig:
     adv_weight: float = 1e-3
     lattice_weight: float = 0.0
     lowfreq_weight: float = 0.0
+    colour_weight: float = 0.0
     pixel_weight: float = 0.0
     overshoot_weight: float = 0.0
     d_warmup: int = 0

@@ -24,7 +24,7 @@ class GanWeights:
         pixel: L1 pixel loss.
         adv: adversarial loss.
         ldl: LDL's artifact-weighted L1 (reference: the moving average when ema > 0).
-        lattice, lowfreq, overshoot: the losses of srgan_cli.training.losses of those names.
+        lattice, lowfreq, colour, overshoot: the losses of srgan_cli.training.losses of those names.
         gan_loss: 'bce' or 'ragan'.
         content_scale: factor on the feature MSE (losses.feature_scale).
         ema: decay of the generator's moving average (0: none).
@@ -36,6 +36,7 @@ class GanWeights:
     ldl: float = 0.0
     lattice: float = 0.0
     lowfreq: float = 0.0
+    colour: float = 0.0
     overshoot: float = 0.0
     gan_loss: str = "ragan"
     content_scale: float = losses.VGG_SCALE
@@ -131,11 +132,12 @@ class StatelessGan:
             reference = self._generate(ema, g_non, lr) if ema else None
             terms["ldl_loss"] = ldl.ldl_loss(hr, sr, reference)
         for name, loss in (("lattice", losses.lattice_loss), ("lowfreq", losses.lowfreq_loss),
-                           ("overshoot", losses.overshoot_loss)):
+                           ("colour", losses.colour_loss), ("overshoot", losses.overshoot_loss)):
             if getattr(w, name):
                 terms[f"{name}_loss"] = loss(hr, sr)
         factors = {"adv_loss": w.adv, "content_loss": w.content, "pixel_loss": w.pixel, "ldl_loss": w.ldl,
-                   "lattice_loss": w.lattice, "lowfreq_loss": w.lowfreq, "overshoot_loss": w.overshoot}
+                   "lattice_loss": w.lattice, "lowfreq_loss": w.lowfreq, "colour_loss": w.colour,
+                   "overshoot_loss": w.overshoot}
         total = sum(factors[name] * value for name, value in terms.items())
         return total, terms
 

@@ -128,6 +128,15 @@ def lowfreq_loss(hr, sr, scale=4):
     return ops.mean(ops.square(block_means(sr) - block_means(hr)))
 
 
+def colour_loss(hr, sr):
+    """Mean absolute error of each crop's per-channel mean: the tint or brightness drift of a whole crop.
+
+    A drift of d costs d (not d^2, as in lowfreq_loss, where a drift of half a level is lost among the block errors),
+    so it is pulled to zero even when it is small; texture and the error's local structure cost nothing.
+    """
+    return ops.mean(ops.abs(ops.mean(sr - hr, axis=(1, 2))))
+
+
 def overshoot_loss(hr, sr, window=5):
     """Mean square of how far SR leaves the photo's own local range (its window x window min and max): halos.
 

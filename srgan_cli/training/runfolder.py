@@ -14,7 +14,7 @@ from typing import Any
 
 LOG_FIELDS = ["step", "lr", "g_loss", "content_loss", "adv_loss", "d_loss", "val_psnr", "val_ssim", "seconds"]
 # the optional generator loss terms, logged weighted as f"{name}_term" when the run sets f"{name}_weight"
-EXTRA_TERMS = ("lattice", "lowfreq", "pixel", "overshoot", "ldl", "teacher")
+EXTRA_TERMS = ("lattice", "lowfreq", "colour", "pixel", "overshoot", "ldl", "teacher")
 STATE_FILE = "state.json"  # inside each checkpoint folder, written last
 STEP_FOLDER = re.compile(r"step_(\d+)")  # checkpoint/step_0000500/: complete; with a suffix (.tmp, .del, .bad): not
 LEGACY_SUFFIXES = ("", ".old", ".tmp")  # before numbered folders: checkpoint/ itself, checkpoint.old, checkpoint.tmp

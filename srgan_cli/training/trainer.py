@@ -134,6 +134,7 @@ class Trainer:
         c, targets = self.config, targets or {}
         terms = (("lattice_term", c.lattice_weight, losses.lattice_loss),
                  ("lowfreq_term", c.lowfreq_weight, losses.lowfreq_loss),
+                 ("colour_term", c.colour_weight, losses.colour_loss),
                  ("pixel_term", c.pixel_weight, self.pixel_loss),
                  ("overshoot_term", c.overshoot_weight, losses.overshoot_loss),
                  ("ldl_term", c.ldl_weight, lambda h, s: ldl.ldl_loss(h, s, targets.get("reference"))),
@@ -152,7 +153,7 @@ class Trainer:
 
     def generator_update(self, lr: Any, hr: Any) -> dict[str, Any]:
         """One generator step on content + adv_weight * adversarial (+ the weighted extra terms: lattice, lowfreq,
-        pixel, overshoot, LDL, teacher) loss; discriminator, VGG and teacher stay frozen.
+        colour, pixel, overshoot, LDL, teacher) loss; discriminator, VGG and teacher stay frozen.
 
         The generator's BatchNorm layers run in inference mode, on the statistics of pre-training: with batch
         statistics the losses would judge a function that `upscale` never computes (a probe fine-tuned that way on

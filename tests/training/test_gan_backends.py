@@ -59,13 +59,15 @@ def test_accelerator_gan_script_trains_under_jax_without_tensorflow(photos, tmp_
     out = tmp_path / "out" / "g.weights.h5"
     args = ["--photos", photos, "--init", tmp_path / "init.weights.h5", "--out", out, "--blocks", "1", "--channels",
             "8", "--hr-size", "32", "--batch-size", "2", "--patches", "8", "--workers", "2", "--steps", "3",
-            "--d-warmup", "1", "--content-loss", "vgg22", "--ldl-weight", "1", "--ema", "0.5", "--log-every", "1"]
+            "--d-warmup", "1", "--content-loss", "vgg22", "--ldl-weight", "1", "--colour-weight", "2", "--ema", "0.5",
+            "--log-every", "1"]
     env = {**os.environ, "KERAS_BACKEND": "jax", "JAX_PLATFORMS": "cpu"}
     done = subprocess.run([sys.executable, "-c", RUN_SCRIPT, REPO / "scripts" / "gan_on_accelerator.py", *args],
                           capture_output=True, text=True, timeout=600, env=env)
     assert done.returncode == 0, done.stderr[-3000:]
     assert "after 3 steps" in done.stdout and "tensorflow imported: False" in done.stdout, done.stdout
     assert "step 1 " in done.stdout and "ldl_loss" in done.stdout.splitlines()[-3]  # step 2 trains G with LDL
+    assert "colour_loss" in done.stdout.splitlines()[-3]
     models = {}
     for name in ("g.weights.h5", "g.raw.weights.h5"):
         models[name] = build_generator(1, 8)
@@ -76,6 +78,6 @@ def test_accelerator_gan_script_trains_under_jax_without_tensorflow(photos, tmp_
     unet = build_unet_discriminator()
     unet.load_weights(out.with_name("g.discriminator.weights.h5"))
     config = TrainConfig.load(out.with_name("g.config.json"))  # what srgan export reads beside the weights
-    assert (config.discriminator, config.gan_loss, config.ldl_weight, config.arch_params["channels"]) == \
-        ("unet", "ragan", 1.0, 8)
+    assert (config.discriminator, config.gan_loss, config.ldl_weight, config.colour_weight,
+            config.arch_params["channels"]) == ("unet", "ragan", 1.0, 2.0, 8)
     assert not list(out.parent.glob("*partial*"))

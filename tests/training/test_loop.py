@@ -230,10 +230,10 @@ def test_every_validation_an_early_one_and_the_samples_are_logged(photos, tmp_pa
 def test_extra_loss_terms_get_their_own_columns(photos, tmp_path):
     result = train("--data", photos, "--runs", tmp_path, "--name", "g", *TINY, "--hr-size", "32", "--phase", "gan",
                    "--content-loss", "mse", "--steps", "2", "--log-every", "1", "--lattice-weight", "1",
-                   "--lowfreq-weight", "2", "--overshoot-weight", "3", "-q")
+                   "--lowfreq-weight", "2", "--overshoot-weight", "3", "--colour-weight", "4", "-q")
     assert result.exit_code == 0, result.output
     rows = [line.split(",") for line in (tmp_path / "g" / "log.csv").read_text().splitlines()]
-    columns = ["content_loss", "adv_loss", "d_loss", "lattice_term", "lowfreq_term", "overshoot_term"]
+    columns = ["content_loss", "adv_loss", "d_loss", "lattice_term", "lowfreq_term", "overshoot_term", "colour_term"]
     assert set(columns) <= set(rows[0]) and "pixel_term" not in rows[0]
     for column in columns:
         assert np.isfinite(float(rows[-1][rows[0].index(column)])), column
