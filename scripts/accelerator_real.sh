@@ -10,8 +10,9 @@
 #
 # Session 9 ran this once with the defaults (PM=8.4, GM=8.3 minutes: 12,085 pretrain steps, 5,016 and 5,158 GAN
 # steps), then again at once on the warm machine with INIT_REAL=.devdata/real1.weights.h5 LR_REAL=3e-5 PATCHES=60000
-# SEED_REAL=21 PM=3.5: 6,885 more steps, weights/srresnet_x4_real.weights.h5 (that call also continued run b from
-# its file for 2,695 steps, neither measured nor kept; RUN_GANS=0 leaves the GAN runs out).
+# SEED_REAL=21 PM=3.5: 6,885 more steps, weights/srresnet_x4_real.weights.h5. That call ran an edited copy of this
+# script which also continued run b from its own file for 2,695 steps (neither measured nor kept); this script
+# cannot start a GAN run from another file, and RUN_GANS=0 leaves both out.
 set -u
 T0=$(date +%s)
 python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl || exit 1

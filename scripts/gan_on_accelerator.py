@@ -34,7 +34,18 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import numpy as np  # noqa: E402
 
-from srgan_cli.training.patches import cut_in_processes  # noqa: E402
+from srgan_cli.training.patches import cut_in_processes, degradation_params, endless_batches  # noqa: E402
+from srgan_cli.training.runfolder import write_atomically  # noqa: E402
+
+
+def at_least(low: int) -> Any:
+    """An argparse type: an integer >= `low`."""
+    def parse(text: str) -> int:
+        value = int(text)
+        if value < low:
+            raise argparse.ArgumentTypeError(f"{value}: must be at least {low}")
+        return value
+    return parse
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -66,12 +77,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--blocks", type=int, default=16)
     p.add_argument("--channels", type=int, default=64)
     p.add_argument("--degradation-config", help="realistic LR (a degradation JSON, or 'default'); else bicubic")
-    p.add_argument("--save-every", type=int, default=1_000)
-    p.add_argument("--keep-every", type=int, default=0,
+    p.add_argument("--save-every", type=at_least(1), default=1_000)
+    p.add_argument("--keep-every", type=at_least(0), default=0,
                    help="also keep the generator of every N-th step as OUT.step<N>.weights.h5 (0: none)")
     p.add_argument("--save-discriminator", action=argparse.BooleanOptionalAction, default=True,
                    help="also write OUT.discriminator.weights.h5 (the U-Net's is 17.5 MB, the paper's 95 MB)")
-    p.add_argument("--log-every", type=int, default=100)
+    p.add_argument("--log-every", type=at_least(1), default=100)
     p.add_argument("--seed", type=int, default=1)
     return p.parse_args(argv)
 
@@ -82,37 +93,23 @@ def cut_patches(args: argparse.Namespace) -> tuple[np.ndarray, np.ndarray]:
                             args.workers)
 
 
-def batches(lr_patches: np.ndarray, hr_patches: np.ndarray, batch_size: int, seed: int) -> Any:
-    """Endless shuffled batches: LR in [0,1], HR in [-1,1] (the generator's tanh range)."""
-    rng = np.random.default_rng(seed)
-    while True:
-        order = rng.permutation(len(lr_patches))
-        for start in range(0, len(order) - batch_size + 1, batch_size):
-            pick = np.sort(order[start:start + batch_size])
-            yield lr_patches[pick].astype("float32") / 255.0, hr_patches[pick].astype("float32") / 127.5 - 1.0
-
-
 def sibling(out: Path, tag: str) -> Path:
     """OUT.weights.h5 -> OUT.<tag> beside it."""
     return out.with_name(out.name.removesuffix(".weights.h5") + f".{tag}")
 
 
 def save_weights(model: Any, path: Path) -> None:
-    partial = sibling(path, "partial.weights.h5") if path.name.endswith(".weights.h5") else path
-    model.save_weights(partial)
-    partial.replace(path)
+    write_atomically(model.save_weights, path)
 
 
 def write_config(args: argparse.Namespace) -> None:
     """OUT.config.json: the options as a TrainConfig (checked by its rules), so `srgan export` and `srgan train --init`
     know the network."""
-    from srgan_cli.evaluation.degradations import load_params, params_to_dict
+    from srgan_cli.evaluation.degradations import params_to_dict
     from srgan_cli.training.config import TrainConfig
 
-    degradation = {}
-    if args.degradation_config:
-        degradation = params_to_dict(load_params(None if args.degradation_config == "default"
-                                                 else args.degradation_config))
+    params = degradation_params(args.degradation_config)
+    degradation = params_to_dict(params) if params is not None else {}
     config = TrainConfig(
         data=str(args.photos), phase="gan", arch=args.arch, arch_params={"blocks": args.blocks,
                                                                          "channels": args.channels},
@@ -173,7 +170,7 @@ def train(args: argparse.Namespace, started: float) -> int:
     gan = build(args)  # not keras.utils.set_random_seed, which imports TensorFlow where it is installed
     state, d_step, gan_step = gan.initial_state(), compiled(gan.d_step), compiled(gan.step)
     deadline = started + args.minutes * 60 if args.minutes else math.inf
-    data, done, clock = batches(lr_patches, hr_patches, args.batch_size, args.seed), 0, time.monotonic()
+    data, done, clock = endless_batches(lr_patches, hr_patches, args.batch_size, args.seed), 0, time.monotonic()
     while done < args.steps and time.monotonic() < deadline:
         lr, hr = next(data)
         state, logs = (gan_step if done >= args.d_warmup else d_step)(state, lr, hr)
@@ -203,9 +200,9 @@ def main(argv: list[str] | None = None) -> None:
 
     try:
         write_config(args)  # checks the options first, with TrainConfig's rules
+        done = train(args, started)
     except SrganError as err:
         raise SystemExit(f"error: {err}") from None
-    done = train(args, started)
     print(f"saved {args.out} after {done} steps ({(time.monotonic() - started) / 60:.1f} min)", flush=True)
 
 

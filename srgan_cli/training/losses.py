@@ -128,7 +128,7 @@ def lowfreq_loss(hr, sr, scale=4):
     return ops.mean(ops.square(block_means(sr) - block_means(hr)))
 
 
-def colour_loss(hr, sr):
+def colour_loss(hr: Any, sr: Any) -> Any:
     """Mean absolute error of each crop's per-channel mean: the tint or brightness drift of a whole crop.
 
     A drift of d costs d (not d^2, as in lowfreq_loss, where a drift of half a level is lost among the block errors),

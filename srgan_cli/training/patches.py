@@ -3,9 +3,11 @@
 import functools
 import logging
 import multiprocessing
+from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -99,16 +101,23 @@ def _cached_photos(folder, hr_size):
     return load_photos(folder, hr_size).images
 
 
-def _cut_chunk(job):
-    """One chunk of patch pairs (in a worker process, which decodes the photos once)."""
+def degradation_params(spec: str | None) -> Any:
+    """The realistic pipeline's DegradationParams for a degradation option: a JSON file, "default" (the defaults), or
+    None / "" (None: the protocol's bicubic LR)."""
     from srgan_cli.evaluation.degradations import load_params
 
+    return load_params(None if spec == "default" else spec) if spec else None
+
+
+def _cut_chunk(job: tuple[str, int, int, int, int, str | None]) -> tuple[np.ndarray, np.ndarray]:
+    """One chunk of patch pairs (in a worker process, which decodes the photos once)."""
     folder, count, hr_size, seed, first, degradation = job
-    params = None if degradation is None else load_params(None if degradation == "default" else degradation)
-    return patch_pairs(_cached_photos(folder, hr_size), count, hr_size, seed, first, degradation=params)
+    return patch_pairs(_cached_photos(folder, hr_size), count, hr_size, seed, first,
+                       degradation=degradation_params(degradation))
 
 
-def cut_in_processes(folder, count, hr_size, seed, degradation=None, workers=1):
+def cut_in_processes(folder: str | Path, count: int, hr_size: int, seed: int, degradation: str | None = None,
+                     workers: int = 1) -> tuple[np.ndarray, np.ndarray]:
     """`count` (LR, HR) uint8 pairs cut by `workers` spawned processes; crop i is drawn from (seed, i) alone, so the
     result is the same for any number of workers.
 
@@ -119,7 +128,12 @@ def cut_in_processes(folder, count, hr_size, seed, degradation=None, workers=1):
         seed (int): the run's seed.
         degradation (str | None): a degradation JSON, "default" (the realistic defaults) or None (bicubic).
         workers (int): processes cutting chunks of CHUNK pairs.
+
+    Raises:
+        SrganError: no pairs asked for, no usable photo, or unreadable degradation parameters.
     """
+    if count < 1:
+        raise SrganError(f"{count} patch pairs asked for: cut at least 1")
     size = max(1, min(CHUNK, -(-count // max(1, workers))))
     jobs = [(str(folder), min(size, count - first), hr_size, seed, first, degradation)
             for first in range(0, count, size)]
@@ -130,3 +144,14 @@ def cut_in_processes(folder, count, hr_size, seed, degradation=None, workers=1):
         with ProcessPoolExecutor(min(workers, len(jobs)), mp_context=context) as pool:
             parts = list(pool.map(_cut_chunk, jobs))
     return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
+
+
+def endless_batches(lr_patches: np.ndarray, hr_patches: np.ndarray, batch_size: int,
+                    seed: int) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """Endless shuffled batches of uint8 pairs, each pass a new order: LR in [0,1], HR in [-1,1] (the tanh range)."""
+    rng = np.random.default_rng(seed)
+    while True:
+        order = rng.permutation(len(lr_patches))
+        for start in range(0, len(order) - batch_size + 1, batch_size):
+            pick = np.sort(order[start:start + batch_size])
+            yield lr_patches[pick].astype("float32") / 255.0, hr_patches[pick].astype("float32") / 127.5 - 1.0

@@ -8,6 +8,7 @@ import json
 import math
 import os
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -18,6 +19,16 @@ EXTRA_TERMS = ("lattice", "lowfreq", "colour", "pixel", "overshoot", "ldl", "tea
 STATE_FILE = "state.json"  # inside each checkpoint folder, written last
 STEP_FOLDER = re.compile(r"step_(\d+)")  # checkpoint/step_0000500/: complete; with a suffix (.tmp, .del, .bad): not
 LEGACY_SUFFIXES = ("", ".old", ".tmp")  # before numbered folders: checkpoint/ itself, checkpoint.old, checkpoint.tmp
+
+
+def write_atomically(save: Callable[[Path], Any], path: str | Path) -> None:
+    """Run `save` on a temporary name beside `path` (X.partial.weights.h5 for X.weights.h5), then rename it to `path`,
+    so a reader never sees half a file."""
+    path = Path(path)
+    stem, dot, suffix = path.name.partition(".")
+    partial = path.with_name(f"{stem}.partial{dot}{suffix}")
+    save(partial)
+    os.replace(partial, path)
 
 
 def step_folder(checkpoints: Path, step: int) -> Path:
@@ -152,6 +163,4 @@ class RunFolder:
     def save_generator(self, generator: Any, stem: str) -> None:
         """Write `stem`.keras and `stem`.weights.h5 through temporary names, so a reader never sees half a file."""
         for suffix, save in ((".keras", generator.save), (".weights.h5", generator.save_weights)):
-            partial = self.root / f"{stem}.partial{suffix}"
-            save(partial)
-            os.replace(partial, self.root / f"{stem}{suffix}")
+            write_atomically(save, self.root / f"{stem}{suffix}")

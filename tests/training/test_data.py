@@ -45,3 +45,7 @@ def test_cutting_processes_give_the_same_pairs_as_one_and_apply_the_degradation(
     assert all(np.array_equal(a, b) for a, b in zip(one, two, strict=True))
     damaged = patches.cut_in_processes(photos, 7, 24, seed=3, degradation="default", workers=2)
     assert np.array_equal(damaged[1], one[1]) and not np.array_equal(damaged[0], one[0])  # same crops, other LR
+    empty_option = patches.cut_in_processes(photos, 7, 24, seed=3, degradation="", workers=1)
+    assert np.array_equal(empty_option[0], one[0])  # an empty option is bicubic, as the GAN script's config says
+    with pytest.raises(SrganError, match="at least 1"):
+        patches.cut_in_processes(photos, 0, 24, seed=3)

@@ -60,7 +60,7 @@ def test_accelerator_gan_script_trains_under_jax_without_tensorflow(photos, tmp_
     args = ["--photos", photos, "--init", tmp_path / "init.weights.h5", "--out", out, "--blocks", "1", "--channels",
             "8", "--hr-size", "32", "--batch-size", "2", "--patches", "8", "--workers", "2", "--steps", "3",
             "--d-warmup", "1", "--content-loss", "vgg22", "--ldl-weight", "1", "--colour-weight", "2", "--ema", "0.5",
-            "--log-every", "1"]
+            "--log-every", "1", "--keep-every", "2"]
     env = {**os.environ, "KERAS_BACKEND": "jax", "JAX_PLATFORMS": "cpu"}
     done = subprocess.run([sys.executable, "-c", RUN_SCRIPT, REPO / "scripts" / "gan_on_accelerator.py", *args],
                           capture_output=True, text=True, timeout=600, env=env)
@@ -81,3 +81,24 @@ def test_accelerator_gan_script_trains_under_jax_without_tensorflow(photos, tmp_
     assert (config.discriminator, config.gan_loss, config.ldl_weight, config.colour_weight,
             config.arch_params["channels"]) == ("unet", "ragan", 1.0, 2.0, 8)
     assert not list(out.parent.glob("*partial*"))
+    assert [p.name for p in out.parent.glob("*.step*")] == ["g.step2.weights.h5"]
+
+
+def test_accelerator_pretrain_script_saves_inside_an_epoch_under_jax_without_tensorflow(photos, tmp_path):
+    pytest.importorskip("jax")
+    init = build_generator(1, 8)
+    init.save_weights(tmp_path / "init.weights.h5")
+    out = tmp_path / "p.weights.h5"
+    args = ["--photos", photos, "--init", tmp_path / "init.weights.h5", "--out", out, "--blocks", "1", "--channels",
+            "8", "--hr-size", "24", "--batch-size", "2", "--patches", "8", "--workers", "2", "--steps", "7",
+            "--log-every", "5", "--save-every", "2", "--lr", "1e-3"]
+    env = {**os.environ, "KERAS_BACKEND": "jax", "JAX_PLATFORMS": "cpu"}
+    done = subprocess.run([sys.executable, "-c", RUN_SCRIPT, REPO / "scripts" / "pretrain_on_accelerator.py", *args],
+                          capture_output=True, text=True, timeout=600, env=env)
+    assert done.returncode == 0, done.stderr[-3000:]  # saves at steps 2 and 4 fall inside the first epoch of 5
+    assert "after 7 steps" in done.stdout and "tensorflow imported: False" in done.stdout, done.stdout
+    trained = build_generator(1, 8)
+    trained.load_weights(out)  # the generator alone: no optimizer in the file
+    pairs = zip(init.trainable_weights, trained.trainable_weights, strict=True)
+    assert all(not np.array_equal(a, b) for a, b in pairs)
+    assert not list(tmp_path.glob("*partial*"))
