@@ -1,8 +1,11 @@
 """Exponential moving average of the generator's weights: the copy a run validates, saves and exports."""
 
+import zipfile
 from contextlib import contextmanager
 
 import numpy as np
+
+from srgan_cli.errors import SrganError
 
 
 class WeightAverage:
@@ -38,8 +41,17 @@ class WeightAverage:
         np.savez(path, *self.values)
 
     def load(self, path):
-        with np.load(path) as saved:
-            values = [saved[f"arr_{i}"] for i in range(len(saved.files))]
+        """Take the average saved at `path`.
+
+        Raises:
+            SrganError: the file is unreadable or holds an average of other weights (a one-line error, not a traceback).
+        """
+        try:
+            with np.load(path) as saved:
+                values = [saved[f"arr_{i}"] for i in range(len(saved.files))]
+        except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile) as err:
+            raise SrganError(f"{path}: the saved weight average is unreadable ({err}); delete this checkpoint folder "
+                             "to resume from the one before") from None
         if [v.shape for v in values] != [v.shape for v in self.values]:
-            raise ValueError(f"{path}: the saved average does not match the generator's weights")
+            raise SrganError(f"{path}: the saved average does not match the generator's weights")
         self.values = values

@@ -14,6 +14,7 @@ import json
 import logging
 import os
 import shutil
+import zipfile
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -165,7 +166,7 @@ def load_checkpoint(folder: str | Path, trainer: Any, set_aside: bool = True) ->
             if bad is None:
                 return state
             reason = f"{bad} not finite"
-        except (OSError, ValueError, KeyError, TypeError) as err:
+        except (OSError, ValueError, KeyError, TypeError, EOFError, zipfile.BadZipFile) as err:
             reason = str(err).splitlines()[0][:160] if str(err) else type(err).__name__
         if set_aside:
             log.warning("checkpoint %s is unusable (%s): set aside as .bad, trying the one before", path, reason)

@@ -38,3 +38,23 @@ def test_ema_run_saves_the_average_and_resumes_it(photos, tmp_path):
     pairs = zip(weights(tmp_path / "straight"), raw.weights, strict=True)
     moved = [not np.allclose(a, np.asarray(r)) for a, r in pairs]
     assert any(moved)  # generator.keras is the average, not the last step's weights
+
+
+def test_resume_with_a_mismatched_saved_average_is_a_one_line_error(photos, tmp_path):
+    common = ["--runs", tmp_path, "--name", "r", "-q"]
+    first = train("--data", photos, *common, *TINY, "--steps", "2", "--checkpoint-every", "2", "--ema", "0.5")
+    assert first.exit_code == 0
+    np.savez(next((tmp_path / "r" / "checkpoint").glob("step_*/ema.npz")), np.zeros(3, np.float32))
+    result = train(*common, "--steps", "4", "--resume")  # fails the test on a traceback
+    assert result.exit_code == 1 and "ema.npz" in result.output, result.output
+
+
+def test_resume_sets_aside_a_checkpoint_whose_average_is_truncated_and_takes_the_one_before(photos, tmp_path):
+    common = ["--runs", tmp_path, "--name", "r", "-q"]
+    first = train("--data", photos, *common, *TINY, "--steps", "2", "--checkpoint-every", "1", "--ema", "0.5")
+    assert first.exit_code == 0
+    newest = tmp_path / "r" / "checkpoint" / "step_0000002" / "ema.npz"
+    newest.write_bytes(newest.read_bytes()[:100])
+    result = train(*common, "--steps", "4", "--resume")  # fails the test on a traceback
+    assert result.exit_code == 0, result.output
+    assert list((tmp_path / "r" / "checkpoint").glob("step_0000002*.bad"))
