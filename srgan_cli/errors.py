@@ -7,6 +7,12 @@ class SrganError(Exception):
     exit_code = 1
 
 
+class LostPeerError(SrganError):
+    """A worker of a multi-worker run lost its peers (exit 1). TensorFlow's collective threads and pools are broken
+    then, so the process ends at once after its error line: a normal interpreter shutdown can hang, or print their
+    errors as tracebacks."""
+
+
 class UsageError(SrganError):
     """The command line asks for something that cannot be done (exit 2)."""
 

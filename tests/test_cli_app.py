@@ -1,9 +1,11 @@
 """The `srgan` app itself (cli/app.py): help text printed as written, shell completion, `--version`, packaging."""
 
+import importlib
 from pathlib import Path
 
 import onnxruntime
 import pytest
+import typer
 from typer.testing import CliRunner
 
 from srgan_cli.cli import app
@@ -55,3 +57,27 @@ def test_every_sub_package_is_installed():
     listed = set(tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"])
     found = {".".join(init.parent.relative_to(ROOT).parts) for init in (ROOT / "srgan_cli").rglob("__init__.py")}
     assert found - listed == set()
+
+
+def test_a_lost_peer_ends_the_process_at_once_after_its_error_line(monkeypatch, capsys):
+    """TensorFlow's collective pools are broken then: a normal shutdown printed a Pool.__del__ traceback (CI, once)."""
+    from srgan_cli.errors import LostPeerError, SrganError
+
+    cli_app = importlib.import_module("srgan_cli.cli.app")  # the module (the package exports the Typer app as `app`)
+
+    ended = []
+
+    def fake_exit(code):
+        ended.append(code)
+        raise SystemExit(code)
+
+    def lose(error):
+        raise error
+
+    monkeypatch.setattr(cli_app.os, "_exit", fake_exit)
+    with pytest.raises(SystemExit):
+        cli_app.run_or_exit(lose, LostPeerError("worker 0 of 2: lost contact with the other workers"))
+    assert ended == [1] and "lost contact" in capsys.readouterr().err
+    with pytest.raises(typer.Exit):  # any other domain error leaves through the interpreter's normal exit
+        cli_app.run_or_exit(lose, SrganError("bad input"))
+    assert ended == [1]

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import signal
+import sys
 from collections.abc import Callable, Iterator
 from typing import Annotated, Any, TypeVar
 
@@ -17,7 +19,7 @@ import typer
 
 from srgan_cli import __version__
 from srgan_cli.console import error_line
-from srgan_cli.errors import SrganError
+from srgan_cli.errors import LostPeerError, SrganError
 
 T = TypeVar("T")
 INTERRUPT_EXIT = 130  # Ctrl-C, as shells report SIGINT
@@ -73,7 +75,16 @@ def run_or_exit(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         return fn(*args, **kwargs)
     except SrganError as err:
         error_line(str(err))
+        if isinstance(err, LostPeerError):
+            end_process_now(err.exit_code)
         raise typer.Exit(err.exit_code) from None
+
+
+def end_process_now(code: int) -> None:
+    """Flush the output and end the process without the interpreter's shutdown (see LostPeerError)."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
 
 
 class Terminated(KeyboardInterrupt):

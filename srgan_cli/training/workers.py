@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from srgan_cli.errors import SrganError
+from srgan_cli.errors import LostPeerError, SrganError
 from srgan_cli.training.distributed import Worker, brief
 from srgan_cli.training.runfolder import RunFolder
 
@@ -171,5 +171,5 @@ def stop_on_lost_peer(worker: Worker, run: RunFolder) -> Iterator[None]:
         latest = run.latest_checkpoint()
         then = (f"restart every worker with --resume to continue from the chief's step {latest[0]}" if latest
                 else "no checkpoint was saved yet: start every worker again")
-        raise SrganError(f"{worker}: lost contact with the other workers ({type(err).__name__}: {brief(err)}); "
+        raise LostPeerError(f"{worker}: lost contact with the other workers ({type(err).__name__}: {brief(err)}); "
                          f"a worker stopped, hangs or cannot be reached, so every worker stops; {then}") from None
