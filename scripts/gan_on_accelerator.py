@@ -32,7 +32,6 @@ from typing import Any
 os.environ.setdefault("KERAS_BACKEND", "jax")
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import numpy as np  # noqa: E402
 
 from srgan_cli.training.patches import cut_in_processes, degradation_params, endless_batches  # noqa: E402
 from srgan_cli.training.runfolder import write_atomically  # noqa: E402
@@ -85,12 +84,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--log-every", type=at_least(1), default=100)
     p.add_argument("--seed", type=int, default=1)
     return p.parse_args(argv)
-
-
-def cut_patches(args: argparse.Namespace) -> tuple[np.ndarray, np.ndarray]:
-    """--patches (LR, HR) uint8 pairs, crop i drawn from (seed, i) alone: the same for any number of workers."""
-    return cut_in_processes(args.photos, args.patches, args.hr_size, args.seed, args.degradation_config,
-                            args.workers)
 
 
 def sibling(out: Path, tag: str) -> Path:
@@ -164,7 +157,8 @@ def train(args: argparse.Namespace, started: float) -> int:
 
     from srgan_cli.training.gan_step import compiled
 
-    lr_patches, hr_patches = cut_patches(args)
+    lr_patches, hr_patches = cut_in_processes(args.photos, args.patches, args.hr_size, args.seed,
+                                              args.degradation_config, args.workers)
     print(f"{len(lr_patches)} patch pairs in {time.monotonic() - started:.0f} s (backend {keras.backend.backend()}, "
           f"{args.workers} workers)", flush=True)
     gan = build(args)  # not keras.utils.set_random_seed, which imports TensorFlow where it is installed

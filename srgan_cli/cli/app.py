@@ -19,7 +19,7 @@ import typer
 
 from srgan_cli import __version__
 from srgan_cli.console import error_line
-from srgan_cli.errors import LostPeerError, SrganError
+from srgan_cli.errors import SrganError
 
 T = TypeVar("T")
 INTERRUPT_EXIT = 130  # Ctrl-C, as shells report SIGINT
@@ -75,7 +75,7 @@ def run_or_exit(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         return fn(*args, **kwargs)
     except SrganError as err:
         error_line(str(err))
-        if isinstance(err, LostPeerError):
+        if err.ends_process_at_once:
             end_process_now(err.exit_code)
         raise typer.Exit(err.exit_code) from None
 

@@ -1,6 +1,5 @@
 """Exponential moving average of the generator's weights: the copy a run validates, saves and exports."""
 
-import zipfile
 from contextlib import contextmanager
 
 import numpy as np
@@ -40,18 +39,12 @@ class WeightAverage:
     def save(self, path):
         np.savez(path, *self.values)
 
-    def load(self, path):
-        """Take the average saved at `path`.
+    def adopt(self, values, source):
+        """Take `values` (a saved average, read from `source`) as the average.
 
         Raises:
-            SrganError: the file is unreadable or holds an average of other weights (a one-line error, not a traceback).
+            SrganError: they are an average of other weights (a one-line error, not a traceback).
         """
-        try:
-            with np.load(path) as saved:
-                values = [saved[f"arr_{i}"] for i in range(len(saved.files))]
-        except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile) as err:
-            raise SrganError(f"{path}: the saved weight average is unreadable ({err}); delete this checkpoint folder "
-                             "to resume from the one before") from None
-        if [v.shape for v in values] != [v.shape for v in self.values]:
-            raise SrganError(f"{path}: the saved average does not match the generator's weights")
-        self.values = values
+        if [np.shape(v) for v in values] != [v.shape for v in self.values]:
+            raise SrganError(f"{source}: the saved average does not match the generator's weights")
+        self.values = [np.array(v, dtype=np.float32) for v in values]

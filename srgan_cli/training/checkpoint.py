@@ -190,7 +190,8 @@ def has_checkpoint(folder: str | Path) -> bool:
 
 def load_average(folder: str | Path, average: Any) -> None:
     """Restore a run's weight average from its newest checkpoint (call after load_checkpoint); a run that starts
-    keeping one on resume starts it at the current weights."""
+    keeping one on resume starts it at the current weights (load_checkpoint has set aside one whose file is
+    unreadable)."""
     found = complete_checkpoints(folder)
     if found and (found[0][1] / AVERAGE).is_file():
-        average.load(found[0][1] / AVERAGE)
+        average.adopt(_load_arrays(found[0][1] / AVERAGE), found[0][1] / AVERAGE)
