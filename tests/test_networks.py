@@ -241,17 +241,27 @@ def test_missing_vgg_weights_name_both_remedies(tmp_path):
     assert "--vgg-weights" in message and "internet" in message and "random" in message and "\n" not in message
 
 
-def test_phase_tail_variant_computes_the_same_function():
+@pytest.mark.parametrize("activation", ["prelu", "relu"])
+def test_phase_tail_variant_computes_the_same_function(activation):
     from srgan_cli.training.archs.srresnet import phase_tail_weights
 
-    g = build_generator(blocks=2, channels=8)
+    g = build_generator(blocks=2, channels=8, activation=activation)
     rng = np.random.default_rng(0)
     g.set_weights([np.abs(w) + 0.5 if "variance" in v.path else w + rng.normal(0, 0.05, w.shape).astype("float32")
                    for v, w in zip(g.weights, g.get_weights(), strict=False)])
-    fast = build_generator(blocks=2, channels=8, fast=True)
+    fast = build_generator(blocks=2, channels=8, fast=True, activation=activation)
     fast.set_weights(phase_tail_weights(g.get_weights()))
     lr = rng.random((2, 13, 17, 3), dtype=np.float32)
     expected = np.asarray(g(lr))
     assert expected.std() > 0.05
     np.testing.assert_allclose(np.asarray(fast(lr)), expected, atol=1e-5)
     assert [c.filters for c in layers_of(fast, keras.layers.Conv2D)][-1] == 12
+
+
+def test_relu_body_keeps_only_the_heads_prelu_and_refuses_other_activations():
+    relu = build_generator(blocks=2, channels=8, activation="relu")
+    assert len(layers_of(relu, keras.layers.PReLU)) == 1  # the head's
+    assert len(layers_of(relu, keras.layers.ReLU)) == 2 + 2  # one per block, one per upsampler
+    assert len(layers_of(build_generator(blocks=2, channels=8), keras.layers.PReLU)) == 1 + 2 + 2
+    with pytest.raises(ValueError, match="activation 'gelu'"):
+        build_generator(blocks=1, channels=8, activation="gelu")

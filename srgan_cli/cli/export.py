@@ -39,16 +39,17 @@ def export(
     calibration: Annotated[Path | None, typer.Option(help="With --int8: photos of the training distribution; their bicubic LR crops calibrate the int8 ranges.", show_default=False)] = None,
     check_photos: Annotated[Path | None, typer.Option(help=f"With --int8: held-out photos to compare int8 with fp32 on. Default: up to {HELD_OUT} calibration-folder photos not drawn for calibration.", show_default=False)] = None,
     max_drop: Annotated[float, typer.Option(min=0.0, help="With --int8: the largest mean Y-PSNR drop against fp32 accepted, in dB.")] = 0.05,
+    reference: Annotated[Path | None, typer.Option(help="With --int8: the fp32 .onnx the int8 copy stands in for, checked against (default: SOURCE); e.g. the teacher of a ReLU student distilled for int8.", show_default=False)] = None,
     last_conv: Annotated[LastConv, typer.Option(help="With --int8: the last conv in int8 with a tiered output (faster, less memory), kept in float32 (the most accurate), or plain int8.")] = LastConv.tiers,
     quiet: Annotated[bool, typer.Option("--quiet", "-q")] = False,
 ):
     """Convert a trained generator to ONNX, verified against Keras before it is written (--int8: also quantized)."""
-    run_or_exit(_check_int8_options, int8, fp16, calibration, check_photos)
+    run_or_exit(_check_int8_options, int8, fp16, calibration, check_photos, reference)
     target = output or _default_output(source, int8)
     run_or_exit(check_writable, target)  # before the minutes of conversion, not after
     if int8:
         run_or_exit(_export_int8, source, target, which.value, calibration, check_photos, max_drop, last_conv.value,
-                    quiet)
+                    quiet, reference)
         return
     quiet_tensorflow()
     from srgan_cli.training.export import export as export_model
@@ -66,27 +67,30 @@ def _default_output(source: Path, int8: bool) -> Path:
     return variant_path(source if source.suffix == ".onnx" else Path("model.onnx"), "int8")
 
 
-def _check_int8_options(int8: bool, fp16: bool, calibration: Path | None, check_photos: Path | None) -> None:
+def _check_int8_options(int8: bool, fp16: bool, calibration: Path | None, check_photos: Path | None,
+                        reference: Path | None = None) -> None:
     """Usage errors of the --int8 options, before anything runs.
 
     Raises:
         UsageError: --int8 with --fp16, --int8 without a calibration folder, or its options without --int8.
     """
     if not int8:
-        if calibration is not None or check_photos is not None:
-            raise UsageError("--calibration and --check-photos go with --int8")
+        if calibration is not None or check_photos is not None or reference is not None:
+            raise UsageError("--calibration, --check-photos and --reference go with --int8")
         return
     if fp16:
         raise UsageError("choose one of --int8 and --fp16")
     if calibration is None:
         raise UsageError("--int8 needs --calibration DIR: photos of the training distribution")
+    if reference is not None and (reference.suffix != ".onnx" or not reference.is_file()):
+        raise UsageError(f"--reference {reference}: not an .onnx file")
     for flag, folder in (("--calibration", calibration), ("--check-photos", check_photos)):
         if folder is not None and not folder.is_dir():
             raise UsageError(f"{flag} {folder}: not a folder")
 
 
 def _export_int8(source: Path, output: Path, which: str, calibration: Path, check_photos: Path | None,
-                 max_drop: float, last_conv: str, quiet: bool) -> None:
+                 max_drop: float, last_conv: str, quiet: bool, reference: Path | None = None) -> None:
     """Quantize `source` (an fp32 .onnx, or a generator exported to fp32 first), check it, write it.
 
     Raises:
@@ -112,8 +116,9 @@ def _export_int8(source: Path, output: Path, which: str, calibration: Path, chec
             export_model(source, fp32, which, False)
         elif not source.is_file():
             raise SrganError(f"{source}: no such ONNX file")
-        report = quantize_model(fp32, output, calibration, recipe, check_photos=held_out, refuse=max_drop)
+        report = quantize_model(fp32, output, calibration, recipe, check_photos=held_out, refuse=max_drop,
+                                reference=reference)
     check = report.check or {}
     info_line(f"wrote {output}: int8 ({len(report.float_convs)} convs kept in float32), Y-PSNR {check['int8_psnr']:.2f} "
-              f"dB vs fp32 {check['fp32_psnr']:.2f} dB on {check['photos']} photos ({check['folder']}; drop "
+              f"dB vs fp32 {check['fp32_psnr']:.2f} dB ({check['reference']}) on {check['photos']} photos ({check['folder']}; drop "
               f"{check['drop_db']:.3f} dB, bound {max_drop:g}); {report.seconds:.0f} s", quiet)

@@ -45,7 +45,7 @@ def photos(tmp_path_factory):
 def test_registry_builds_the_paper_generator_with_defaults_and_refuses_unknown_names():
     generator = archs.build_generator("srresnet", {"blocks": 1, "channels": 8})
     assert generator.output_shape == (None, None, None, 3)
-    assert archs.params_of("srresnet") == {"blocks": 16, "channels": 64}
+    assert archs.params_of("srresnet") == {"blocks": 16, "channels": 64, "activation": "prelu"}
     with pytest.raises(UsageError, match="registered: srresnet"):
         archs.get("edsr")
     with pytest.raises(UsageError, match="no parameter 'depth'"):

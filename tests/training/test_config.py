@@ -33,8 +33,8 @@ def test_config_file_sets_options_flags_override_it_and_the_run_records_the_resu
     result = train("--config", config, "--runs", tmp_path, "--name", "c", "--steps", "2", "--channels", "4", "-q")
     assert result.exit_code == 0, result.output
     saved = json.loads((tmp_path / "c" / "config.json").read_text())
-    assert (saved["steps"], saved["lr"], saved["arch_params"], saved["hr_size"]) == (2, 1e-3, {"blocks": 1,
-                                                                                                 "channels": 4}, 24)
+    assert (saved["steps"], saved["lr"], saved["hr_size"]) == (2, 1e-3, 24)
+    assert saved["arch_params"] == {"blocks": 1, "channels": 4, "activation": "prelu"}
 
 
 def test_print_config_prints_the_resolved_config_and_does_not_train(photos, tmp_path):

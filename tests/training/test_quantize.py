@@ -185,12 +185,28 @@ def test_export_int8_refuses_a_model_over_the_bound_and_writes_nothing(tiny, dee
     (("--calibration", "calib", "--fp16"), "choose one of --int8 and --fp16"),
     (("--calibration", "calib"), "none is left to check the int8 model on"),
     (("--calibration", "nowhere"), "--calibration nowhere: not a folder"),
+    (("--calibration", "calib", "--reference", "missing.onnx"), "--reference missing.onnx: not an .onnx file"),
 ])
 def test_export_int8_usage_errors_are_one_line(tiny, deeper, monkeypatch, extra, message):
     monkeypatch.chdir(tiny["root"])
     done = _export(deeper, "--int8", *extra, "-o", "never_int8.onnx")
     assert done.exit_code != 0 and message in done.output and "Traceback" not in done.output
     assert not (tiny["root"] / "never_int8.onnx").exists()
+
+
+def test_export_int8_checks_a_student_against_the_model_it_stands_in_for(tiny, deeper):
+    """--reference: the drop is measured against another fp32 model (a distilled student's teacher)."""
+    done = _export(deeper, "--int8", "--calibration", tiny["calib"], "--check-photos", tiny["check"],
+                   "--reference", tiny["model"], "--max-drop", "50", "-o", deeper.with_name("student_int8.onnx"))
+    assert done.exit_code == 0, done.output
+    check = json.loads({p.key: p.value for p in onnx.load(str(deeper.with_name("student_int8.onnx"))).metadata_props}
+                       ["int8_check"])
+    teacher = check_against_fp32(tiny["model"], tiny["model"], tiny["check"], refuse=None)
+    own = check_against_fp32(deeper, deeper, tiny["check"], refuse=None)
+    assert check["reference"] == "tiny.onnx" and "(tiny.onnx)" in done.output
+    assert check["fp32_psnr"] == teacher["fp32_psnr"] != own["fp32_psnr"]
+    alone = _export(deeper, "--reference", tiny["model"], "-o", deeper.with_name("never.onnx"))
+    assert alone.exit_code == 2 and "go with --int8" in alone.output
 
 
 def _conv_prelu_conv():

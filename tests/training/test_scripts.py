@@ -78,3 +78,43 @@ def test_average_weights_script_writes_the_mean_generator_and_its_config(tmp_pat
     for a, m in zip(first.get_weights(), mean.get_weights(), strict=False):
         np.testing.assert_allclose(m, a + 0.5, atol=1e-6)  # a quarter of the way: network interpolation
     assert subprocess.run([*cmd, "--mix", "1"], capture_output=True, text=True, timeout=300).returncode == 2
+
+
+def test_distil_student_starts_as_the_teacher_and_learns_it_resumably(photos, tmp_path):
+    """The ReLU student takes every teacher weight but the body's PReLU slopes: with those at 0 it is the teacher."""
+    import json
+
+    from srgan_cli.training.archs.srresnet import build_generator
+    from srgan_cli.training.config import TrainConfig
+
+    sys.path.insert(0, str(REPO / "scripts"))
+    from distil_student import student_from_teacher
+
+    teacher = build_generator(1, 8)
+    rng = np.random.default_rng(0)
+    teacher.set_weights([w + rng.normal(0, 0.05, w.shape).astype("float32") for w in teacher.get_weights()])
+    teacher.save_weights(tmp_path / "t.weights.h5")  # slopes not 0: the student has something to learn
+    prelus = [layer for layer in teacher.layers if isinstance(layer, keras.layers.PReLU)]
+    for layer in prelus[1:]:  # the body's and upsamplers' slopes to 0: PReLU == ReLU there
+        layer.set_weights([np.zeros_like(w) for w in layer.get_weights()])
+    student = build_generator(1, 8, activation="relu")
+    student_from_teacher(teacher, student)
+    lr = rng.random((1, 12, 12, 3), dtype=np.float32)
+    np.testing.assert_allclose(np.asarray(student(lr)), np.asarray(teacher(lr)), atol=1e-6)
+
+    TrainConfig(arch_params={"blocks": 1, "channels": 8}).save(tmp_path / "t.config.json")
+    out = tmp_path / "student"
+    cmd = [sys.executable, str(REPO / "scripts" / "distil_student.py"), "--teacher", str(tmp_path / "t"),
+           "--data", str(photos), "--out", str(out), "--batch", "2", "--lr-size", "8", "--save-every", "2",
+           "--lr", "1e-2", "--steps"]
+    for steps in ("3", "5"):  # the second run resumes at step 3
+        done = subprocess.run([*cmd, steps], capture_output=True, text=True, timeout=300,
+                              env={**os.environ, "KERAS_BACKEND": "tensorflow"})
+        assert done.returncode == 0, done.stderr[-2000:]
+        assert json.loads((out / "state.json").read_text())["step"] == int(steps)
+    assert "step 4 " in done.stdout and "step 2 " not in done.stdout
+    trained = build_generator(1, 8, activation="relu")
+    trained.load_weights(out / "student.weights.h5")
+    assert all(not np.array_equal(a, b) for a, b in zip(student.trainable_weights, trained.trainable_weights,
+                                                         strict=True))
+    assert TrainConfig.load(out / "student.config.json").arch_params["activation"] == "relu"

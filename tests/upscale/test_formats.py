@@ -71,3 +71,20 @@ def test_a_new_row_is_all_a_new_output_format_needs(monkeypatch, model_path, rgb
 def test_an_unknown_format_option_is_a_usage_error(model_path, rgb_file):
     result = CliRunner().invoke(app, ["upscale", str(rgb_file), "--model", str(model_path), "--format", "gif"])
     assert result.exit_code == 2 and "--format gif" in result.output and "Traceback" not in result.output
+
+
+def test_png_takes_the_fast_rle_strategy_on_photos_and_the_default_on_flat_graphics():
+    """Z_RLE writes a photo as small as the default deflate; on flat graphics the default is far smaller."""
+    from PIL import ImageDraw
+
+    photo = Image.fromarray(photo_array(192, 256, seed=3))
+    noisy = np.clip(np.asarray(photo, np.int16) + np.random.default_rng(0).integers(-6, 7, (192, 256, 3)), 0, 255)
+    graphic = Image.new("RGB", (256, 192), (240, 240, 240))
+    for i in range(12):
+        ImageDraw.Draw(graphic).text((4, 16 * i), "flat text on a flat page " * 2, fill=(0, 0, 0))
+    for image, chosen in ((Image.fromarray(noisy.astype(np.uint8)), formats.PNG_RLE), (graphic, {})):
+        assert formats.png_options(image) == chosen
+        data, _ = formats.encode_photo(imaging.Photo(np.asarray(image)), formats.find_format("png"))
+        assert np.array_equal(np.asarray(Image.open(io.BytesIO(data))), np.asarray(image))  # lossless either way
+    sizes = [formats._png_size(graphic, options) for options in (formats.PNG_RLE, {})]
+    assert sizes[0] > 1.5 * sizes[1]

@@ -34,7 +34,8 @@ class Architecture:
 
 
 ARCHITECTURES: dict[str, Architecture] = {
-    "srresnet": Architecture(srresnet.build_generator, {"blocks": 16, "channels": 64}, srresnet.describe,
+    "srresnet": Architecture(srresnet.build_generator, {"blocks": 16, "channels": 64, "activation": "prelu"},
+                             srresnet.describe,
                              fast=srresnet.phase_tail_weights),
 }
 

@@ -50,7 +50,7 @@ def _set_metadata(model: Any, values: dict[str, str]) -> None:
 
 def quantize_model(fp32_onnx: Path, output: Path, calibration_dir: Path, recipe: Recipe | None = None,
                    check_photos: Path | Sequence[Path] | None = None,
-                   refuse: float = DEFAULT_REFUSE_DB) -> QuantizeReport:
+                   refuse: float = DEFAULT_REFUSE_DB, reference: Path | None = None) -> QuantizeReport:
     """Write a statically quantized (QDQ, int8 per-channel weights) copy of an SR model.
 
     Args:
@@ -60,6 +60,8 @@ def quantize_model(fp32_onnx: Path, output: Path, calibration_dir: Path, recipe:
         recipe: how to calibrate and quantize (default: `Recipe()`, the measured best).
         check_photos: held-out HR photos (a folder or files, Set5/Set14-like) to compare against fp32 before writing.
         refuse: the largest Y-PSNR drop in dB accepted on `check_photos`.
+        reference: the float32 model the int8 copy stands in for, checked against (default: `fp32_onnx`). A student
+            distilled for int8 (e.g. a ReLU copy of a PReLU model) is checked against its teacher.
 
     Returns:
         What was done, with the check's numbers.
@@ -88,7 +90,9 @@ def quantize_model(fp32_onnx: Path, output: Path, calibration_dir: Path, recipe:
         check = None
         if check_photos is not None:
             onnx.save(int8, str(Path(tmp) / "checked.onnx"))
-            check = check_against_fp32(Path(fp32_onnx), Path(tmp) / "checked.onnx", check_photos, refuse=refuse)
+            against = Path(reference or fp32_onnx)
+            check = check_against_fp32(against, Path(tmp) / "checked.onnx", check_photos, refuse=refuse)
+            check["reference"] = against.name
             _set_metadata(int8, {"int8_check": json.dumps(check, sort_keys=True)})
         write_atomic(int8.SerializeToString(), output)
     ops: dict[str, int] = {}
