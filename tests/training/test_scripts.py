@@ -83,12 +83,12 @@ def test_average_weights_script_writes_the_mean_generator_and_its_config(tmp_pat
 def test_distil_student_starts_as_the_teacher_and_learns_it_resumably(photos, tmp_path):
     """The ReLU student takes every teacher weight but the body's PReLU slopes: with those at 0 it is the teacher."""
     import json
+    import runpy
 
     from srgan_cli.training.archs.srresnet import build_generator
     from srgan_cli.training.config import TrainConfig
 
-    sys.path.insert(0, str(REPO / "scripts"))
-    from distil_student import student_from_teacher
+    student_from_teacher = runpy.run_path(str(REPO / "scripts" / "distil_student.py"))["student_from_teacher"]
 
     teacher = build_generator(1, 8)
     rng = np.random.default_rng(0)
