@@ -5,7 +5,7 @@ from __future__ import annotations
 import tempfile
 from enum import Enum
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -29,6 +29,11 @@ class LastConv(str, Enum):
     int8 = "int8"
 
 
+class Stream(str, Enum):
+    float = "float"
+    int8 = "int8"
+
+
 @app.command()
 def export(
     source: Annotated[Path, typer.Argument(help="Run folder, .keras file, or .weights.h5 with its config.json; with --int8 also an fp32 .onnx from srgan export.")],
@@ -41,6 +46,7 @@ def export(
     max_drop: Annotated[float, typer.Option(min=0.0, help="With --int8: the largest mean Y-PSNR drop against fp32 accepted, in dB.")] = 0.05,
     reference: Annotated[Path | None, typer.Option(help="With --int8: the fp32 .onnx the int8 copy stands in for, checked against (default: SOURCE); e.g. the teacher of a ReLU student distilled for int8.", show_default=False)] = None,
     last_conv: Annotated[LastConv, typer.Option(help="With --int8: the last conv in int8 with a tiered output (faster, less memory), kept in float32 (the most accurate), or plain int8.")] = LastConv.tiers,
+    stream: Annotated[Stream, typer.Option(help="With --int8: the residual stream (the blocks' Adds) in float32 (the most accurate) or quantized too (faster).")] = Stream.float,
     quiet: Annotated[bool, typer.Option("--quiet", "-q")] = False,
 ):
     """Convert a trained generator to ONNX, verified against Keras before it is written (--int8: also quantized)."""
@@ -48,8 +54,9 @@ def export(
     target = output or _default_output(source, int8)
     run_or_exit(check_writable, target)  # before the minutes of conversion, not after
     if int8:
-        run_or_exit(_export_int8, source, target, which.value, calibration, check_photos, max_drop, last_conv.value,
-                    quiet, reference)
+        recipe = {"last_conv": last_conv.value, "fp32_stream": stream is Stream.float}
+        run_or_exit(_export_int8, source, target, which.value, calibration, check_photos, max_drop, recipe, quiet,
+                    reference)
         return
     quiet_tensorflow()
     from srgan_cli.training.export import export as export_model
@@ -90,7 +97,7 @@ def _check_int8_options(int8: bool, fp16: bool, calibration: Path | None, check_
 
 
 def _export_int8(source: Path, output: Path, which: str, calibration: Path, check_photos: Path | None,
-                 max_drop: float, last_conv: str, quiet: bool, reference: Path | None = None) -> None:
+                 max_drop: float, recipe_options: dict[str, Any], quiet: bool, reference: Path | None = None) -> None:
     """Quantize `source` (an fp32 .onnx, or a generator exported to fp32 first), check it, write it.
 
     Raises:
@@ -99,7 +106,7 @@ def _export_int8(source: Path, output: Path, which: str, calibration: Path, chec
     from srgan_cli.training.quantize import Recipe, quantize_model
     from srgan_cli.training.quantize.calibrate import split_photos
 
-    recipe = Recipe(last_conv=last_conv)
+    recipe = Recipe(**recipe_options)
     held_out: Path | list[Path] | None = check_photos
     if held_out is None:
         held_out = split_photos(calibration, recipe)[1][:HELD_OUT]

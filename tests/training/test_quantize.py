@@ -168,6 +168,7 @@ def test_export_int8_writes_beside_the_model_with_its_recipe_and_check(tiny, dee
     assert meta["precision"] == "int8" and meta["scale"] == "4"
     recipe = json.loads(meta["quantization"])
     assert (recipe["method"], recipe["last_conv"], len(recipe["float_convs"])) == ("percentile", "float", 5)
+    assert recipe["fp32_stream"] is True
     check = json.loads(meta["int8_check"])
     assert check["refuse_db"] == 5 and check["photos"] == 2 and check["drop_db"] <= 5
 
@@ -197,10 +198,12 @@ def test_export_int8_usage_errors_are_one_line(tiny, deeper, monkeypatch, extra,
 def test_export_int8_checks_a_student_against_the_model_it_stands_in_for(tiny, deeper):
     """--reference: the drop is measured against another fp32 model (a distilled student's teacher)."""
     done = _export(deeper, "--int8", "--calibration", tiny["calib"], "--check-photos", tiny["check"],
-                   "--reference", tiny["model"], "--max-drop", "50", "-o", deeper.with_name("student_int8.onnx"))
+                   "--reference", tiny["model"], "--max-drop", "50", "-o", deeper.with_name("student_int8.onnx"),
+                   "--stream", "int8")
     assert done.exit_code == 0, done.output
-    check = json.loads({p.key: p.value for p in onnx.load(str(deeper.with_name("student_int8.onnx"))).metadata_props}
-                       ["int8_check"])
+    meta = {p.key: p.value for p in onnx.load(str(deeper.with_name("student_int8.onnx"))).metadata_props}
+    check = json.loads(meta["int8_check"])
+    assert json.loads(meta["quantization"])["fp32_stream"] is False
     teacher = check_against_fp32(tiny["model"], tiny["model"], tiny["check"], refuse=None)
     own = check_against_fp32(deeper, deeper, tiny["check"], refuse=None)
     assert check["reference"] == "tiny.onnx" and "(tiny.onnx)" in done.output
