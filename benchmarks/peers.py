@@ -91,8 +91,10 @@ class OnnxUpscaler:
 
     def __init__(self, model: str | Path, threads: int) -> None:
         from srgan_cli.upscale.inference import Upscaler
+        from srgan_cli.upscale.precision import precision_of
 
-        self.upscaler = Upscaler(model, device="cpu", threads=threads)
+        # the file itself: an `_int8.onnx` runs as int8, an fp32 file as fp32 even with an int8 copy beside it
+        self.upscaler = Upscaler(model, device="cpu", threads=threads, precision=precision_of(Path(model)))
 
     def upscale_array(self, lr: np.ndarray) -> np.ndarray:
         return self.upscaler.upscale_array(lr.astype(np.float32) / 255.0, np.uint8)

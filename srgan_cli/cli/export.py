@@ -46,6 +46,8 @@ def export(
     max_drop: Annotated[float, typer.Option(min=0.0, help="With --int8: the largest mean Y-PSNR drop against fp32 accepted, in dB.")] = 0.05,
     reference: Annotated[Path | None, typer.Option(help="With --int8: the fp32 .onnx the int8 copy stands in for, checked against (default: SOURCE); e.g. the teacher of a ReLU student distilled for int8.", show_default=False)] = None,
     last_conv: Annotated[LastConv, typer.Option(help="With --int8: the last conv in int8 with a tiered output (faster, less memory), kept in float32 (the most accurate), or plain int8.")] = LastConv.tiers,
+    percentile: Annotated[float, typer.Option(min=90.0, max=100.0, help="With --int8: the percentile of the activations each int8 range is calibrated to.")] = 99.99,
+    tiers: Annotated[int, typer.Option(min=2, max=16, help="With --int8 and --last-conv tiers: the value ranges the last conv's output is split into (each 8 bits).")] = 4,
     stream: Annotated[Stream, typer.Option(help="With --int8: the residual stream (the blocks' Adds) in float32 (the most accurate) or quantized too (faster).")] = Stream.float,
     quiet: Annotated[bool, typer.Option("--quiet", "-q")] = False,
 ):
@@ -54,7 +56,8 @@ def export(
     target = output or _default_output(source, int8)
     run_or_exit(check_writable, target)  # before the minutes of conversion, not after
     if int8:
-        recipe = {"last_conv": last_conv.value, "fp32_stream": stream is Stream.float}
+        recipe = {"last_conv": last_conv.value, "fp32_stream": stream is Stream.float, "percentile": percentile,
+                  "tiers": tiers}
         run_or_exit(_export_int8, source, target, which.value, calibration, check_photos, max_drop, recipe, quiet,
                     reference)
         return

@@ -199,11 +199,12 @@ def test_export_int8_checks_a_student_against_the_model_it_stands_in_for(tiny, d
     """--reference: the drop is measured against another fp32 model (a distilled student's teacher)."""
     done = _export(deeper, "--int8", "--calibration", tiny["calib"], "--check-photos", tiny["check"],
                    "--reference", tiny["model"], "--max-drop", "50", "-o", deeper.with_name("student_int8.onnx"),
-                   "--stream", "int8")
+                   "--stream", "int8", "--percentile", "99.999", "--tiers", "6")
     assert done.exit_code == 0, done.output
     meta = {p.key: p.value for p in onnx.load(str(deeper.with_name("student_int8.onnx"))).metadata_props}
     check = json.loads(meta["int8_check"])
-    assert json.loads(meta["quantization"])["fp32_stream"] is False
+    recipe = json.loads(meta["quantization"])
+    assert (recipe["fp32_stream"], recipe["percentile"], recipe["tiers"]) == (False, 99.999, 6)
     teacher = check_against_fp32(tiny["model"], tiny["model"], tiny["check"], refuse=None)
     own = check_against_fp32(deeper, deeper, tiny["check"], refuse=None)
     assert check["reference"] == "tiny.onnx" and "(tiny.onnx)" in done.output
