@@ -76,6 +76,7 @@ def evaluate(
     """Score models against bicubic: x4 bicubic LR, Y-channel PSNR/SSIM with a 4 px border (standard protocol)."""
     from srgan_cli.evaluation.evaluate import check_folders, folder_report, method_names, parse_damage, write_json
     from srgan_cli.upscale.files import check_writable
+    from srgan_cli.upscale.precision import precision_of
 
     damage = run_or_exit(parse_damage, degrade or [])
     run_or_exit(check_folders, folders)
@@ -86,7 +87,8 @@ def evaluate(
     models: list[Path | None] = [*model] if model else [None]
     names = run_or_exit(method_names, models)
     modes = (False, True) if tta else (False,)
-    upscalers = {name + ("+tta" if t else ""): run_or_exit(open_upscaler, replace(base, model=m, tta=t), True)
+    upscalers = {name + ("+tta" if t else ""):  # each file as given: an `_int8.onnx` file is scored as int8
+                 run_or_exit(open_upscaler, replace(base, model=m, tta=t, precision=precision_of(Path(m or ""))), True)
                  for name, m in zip(names, models, strict=True) for t in modes}
     report: dict[str, dict[str, Any]] = {}
     for folder in folders:

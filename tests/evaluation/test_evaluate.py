@@ -221,3 +221,13 @@ def test_image_names_that_look_like_markup_are_shown_as_they_are(model_path, tmp
     result = run_evaluate(folder, "--model", model_path)
     assert result.exit_code == 0, result.output
     assert "IMG [draft]" in result.output
+
+
+def test_evaluate_scores_each_file_as_given_an_int8_copy_too(model_path, folder, tmp_path):
+    """An `_int8.onnx` file is scored as itself (it was refused as 'itself the int8 model'), beside its fp32 model."""
+    int8 = tmp_path / "tiny_int8.onnx"
+    int8.write_bytes(model_path.read_bytes())
+    result = run_evaluate(folder, "--model", model_path, "--model", int8, "--json", tmp_path / "s.json")
+    assert result.exit_code == 0, result.output
+    mean = json.loads((tmp_path / "s.json").read_text())["Tiny"]["clean"]["mean"]
+    assert mean["tiny_int8"]["psnr"] == mean["tiny"]["psnr"]  # the same bytes, each scored as given
