@@ -176,6 +176,8 @@ def merge(base: TrainConfig, given: dict[str, Any], resume: bool = False) -> Tra
     Raises:
         UsageError: an unknown option, or one a resumed run cannot change.
     """
+    if "arch_params" in given:  # the parameters given go on top of the run's (which holds every default), not instead
+        given = {**given, "arch_params": {**base.arch_params, **given["arch_params"]}}
     if resume:
         fixed = sorted(k for k, v in given.items() if k not in RESUMABLE and getattr(base, k, v) != v)
         if fixed:

@@ -131,3 +131,14 @@ def test_refusals_happen_before_tensorflow_is_imported_and_leave_no_run_folder(p
         assert code in (1, 2) and output.startswith("error:") and len(output.splitlines()) == 1, (args, output)
         assert not tensorflow, f"{args}: TensorFlow imported before refusing ({output})"
     assert not runs.exists()
+
+
+def test_arch_params_given_go_on_top_of_the_runs_on_resume():
+    """The run records every architecture default; a resume that names some of them changes nothing."""
+    from srgan_cli.errors import UsageError
+    from srgan_cli.training.config import merge
+
+    base = TrainConfig(arch_params={"blocks": 2, "channels": 8, "activation": "relu"})
+    assert merge(base, {"arch_params": {"channels": 8}}, resume=True).arch_params == base.arch_params
+    with pytest.raises(UsageError, match="cannot change on --resume"):
+        merge(base, {"arch_params": {"channels": 16}}, resume=True)
