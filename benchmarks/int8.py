@@ -47,9 +47,8 @@ def upscale_cmd(model: Path, source: Path, out: Path, threads: int) -> list[str]
     """`srgan upscale` running this very file: an fp32 file with an int8 copy beside it runs as fp32, not auto."""
     from srgan_cli.upscale.precision import precision_of
 
-    precision = "fp32" if precision_of(model) == "fp32" else "auto"
     return [sys.executable, "-m", "srgan_cli", "upscale", str(source), "-o", str(out), "--model", str(model),
-            "--device", "cpu", "--threads", str(threads), "--precision", precision, "-q", "--overwrite"]
+            "--device", "cpu", "--threads", str(threads), "--precision", precision_of(model), "-q", "--overwrite"]
 
 
 def speed_rows(models: dict[str, Path], source: Path, tmp: Path, args: argparse.Namespace) -> list[dict]:

@@ -61,8 +61,9 @@ def student_from_teacher(teacher, student) -> None:
     def weighted(model):
         return [layer for layer in model.layers if layer.weights]
     kinds = [type(layer).__name__ for layer in weighted(student)]
-    source = [layer for layer in weighted(teacher)
-              if type(layer).__name__ != "PReLU" or layer is weighted(teacher)[1]]  # the head's PReLU stays
+    teacher_layers = weighted(teacher)
+    source = [layer for layer in teacher_layers
+              if type(layer).__name__ != "PReLU" or layer is teacher_layers[1]]  # the head's PReLU stays
     if [type(layer).__name__ for layer in source] != kinds:
         raise SystemExit("teacher and student layers do not line up")
     for src, dst in zip(source, weighted(student), strict=True):
@@ -88,6 +89,7 @@ def main() -> None:
 
     from srgan_cli.training import archs
     from srgan_cli.training.config import TrainConfig
+    from srgan_cli.training.runfolder import write_atomically
 
     config = TrainConfig.load(args.teacher.with_name(args.teacher.name + ".config.json"))
     teacher = archs.build_generator(config.arch, config.arch_params)
@@ -126,9 +128,9 @@ def main() -> None:
         loss, mse = step(tf.constant(lr))
         logged.append(float(mse))
         if (i + 1) % args.save_every == 0 or i + 1 == args.steps:
-            student.save_weights(str(args.out / "tmp.weights.h5"))
-            (args.out / "tmp.weights.h5").replace(weights_file)
-            state_file.write_text(json.dumps({"step": i + 1, **params}))
+            write_atomically(student.save_weights, weights_file)
+            write_atomically(lambda path, done=i + 1: path.write_text(json.dumps({"step": done, **params})),
+                             state_file)
             psnr = -10 * math.log10(max(np.mean(logged), 1e-12))
             print(f"step {i + 1} psnr_vs_teacher {psnr:.2f} dB  {time.time() - started:.0f} s", flush=True)
             logged = []
