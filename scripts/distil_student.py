@@ -1,11 +1,12 @@
 """Distil a shipped generator into a student of another activation (ReLU: an int8 model fuses it into its convs).
 
 The student starts from the teacher's weights (the PReLU slopes dropped), and learns the teacher's SR of the
-teacher's own input distribution: bicubic x1/4 LR crops of the training photos (`srgan evaluate`'s degrade). The
-BatchNorm statistics stay frozen, as in the GAN phase. Saves `student.weights.h5` and `state.json` every
---save-every steps; a rerun with the same --out resumes from them (the learning-rate schedule by step).
-`student.config.json` lets `srgan export` read the student; `srgan export STUDENT.onnx --int8 --reference
-TEACHER.onnx` checks its int8 copy against the teacher.
+teacher's own input distribution: bicubic x1/4 LR crops of the training photos (`srgan evaluate`'s degrade), and
+for a teacher trained on realistic damage (config.json `degradation`), half of every batch damaged by the teacher's
+own degradation pipeline. The BatchNorm statistics stay frozen, as in the GAN phase. Saves `student.weights.h5`
+and `state.json` every --save-every steps; a rerun with the same --out resumes from them (the learning-rate
+schedule by step). `student.config.json` lets `srgan export` read the student; `srgan export STUDENT.onnx --int8
+--reference TEACHER.onnx` checks its int8 copy against the teacher.
 
     python scripts/distil_student.py --teacher weights/srgan_x4 --data ../shared/data/train/bsds500 --out runs/relu
 """
@@ -56,6 +57,17 @@ def batches(photos: list[np.ndarray], batch: int, side: int, seed: int, start: i
         i += 1
 
 
+def mixed_batches(folder: Path, params, batch: int, side: int, scale: int, seed: int, start: int):
+    """Endless batches, half bicubic LR (as `batches`) and half LR from the realistic pipeline `params`."""
+    from srgan_cli.training.patches import load_photos, patch_pairs
+
+    clean = batches(load_lr_photos(folder, scale, side), batch - batch // 2, side, seed, start)
+    hr_photos = load_photos(folder, side * scale).images
+    for i, lr in clean:
+        damaged, _ = patch_pairs(hr_photos, batch // 2, side * scale, seed, i * (batch // 2), scale, params)
+        yield i, np.concatenate([lr, damaged.astype(np.float32) / 255.0])
+
+
 def student_from_teacher(teacher, student) -> None:
     """Copy every weight but the PReLU slopes the student does not have (matched in layer order)."""
     def weighted(model):
@@ -87,6 +99,7 @@ def main() -> None:
     import keras
     import tensorflow as tf
 
+    from srgan_cli.evaluation import degradations
     from srgan_cli.training import archs
     from srgan_cli.training.config import TrainConfig
     from srgan_cli.training.runfolder import write_atomically
@@ -119,9 +132,14 @@ def main() -> None:
         mse = tf.reduce_mean(tf.square((sr - target) / 2))
         return loss, mse
 
-    photos = load_lr_photos(args.data, archs.get(config.arch).scale, args.lr_size)
+    scale = archs.get(config.arch).scale
+    if config.degradation == "bicubic":
+        crops = batches(load_lr_photos(args.data, scale, args.lr_size), args.batch, args.lr_size, args.seed, start)
+    else:
+        damage = degradations.params_from_dict(config.degradation_params, "teacher config degradation_params")
+        crops = mixed_batches(args.data, damage, args.batch, args.lr_size, scale, args.seed, start)
     started, logged = time.time(), []
-    for i, lr in batches(photos, args.batch, args.lr_size, args.seed, start):
+    for i, lr in crops:
         if i >= args.steps:
             break
         optimizer.learning_rate.assign(args.lr * (0.01 + 0.99 * 0.5 * (1 + math.cos(math.pi * i / args.steps))))

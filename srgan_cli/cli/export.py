@@ -49,15 +49,16 @@ def export(
     percentile: Annotated[float, typer.Option(min=90.0, max=100.0, help="With --int8: the percentile of the activations each int8 range is calibrated to.")] = 99.99,
     tiers: Annotated[int, typer.Option(min=2, max=16, help="With --int8 and --last-conv tiers: the value ranges the last conv's output is split into (each 8 bits).")] = 4,
     stream: Annotated[Stream, typer.Option(help="With --int8: the residual stream (the blocks' Adds) in float32 (the most accurate) or quantized too (faster).")] = Stream.float,
+    calibration_degrade: Annotated[list[str] | None, typer.Option(help="With --int8, repeatable: also calibrate on LR damaged by this srgan evaluate --degrade spec (e.g. jpeg:75), photos taking turns with clean LR; for models made for damaged photos.", show_default=False)] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q")] = False,
 ):
     """Convert a trained generator to ONNX, verified against Keras before it is written (--int8: also quantized)."""
-    run_or_exit(_check_int8_options, int8, fp16, calibration, check_photos, reference)
+    run_or_exit(_check_int8_options, int8, fp16, calibration, check_photos, reference, calibration_degrade)
     target = output or _default_output(source, int8)
     run_or_exit(check_writable, target)  # before the minutes of conversion, not after
     if int8:
         recipe = {"last_conv": last_conv.value, "fp32_stream": stream is Stream.float, "percentile": percentile,
-                  "tiers": tiers}
+                  "tiers": tiers, "damage": tuple(calibration_degrade or ())}
         run_or_exit(_export_int8, source, target, which.value, calibration, check_photos, max_drop, recipe, quiet,
                     reference)
         return
@@ -78,15 +79,15 @@ def _default_output(source: Path, int8: bool) -> Path:
 
 
 def _check_int8_options(int8: bool, fp16: bool, calibration: Path | None, check_photos: Path | None,
-                        reference: Path | None = None) -> None:
+                        reference: Path | None = None, calibration_degrade: list[str] | None = None) -> None:
     """Usage errors of the --int8 options, before anything runs.
 
     Raises:
         UsageError: --int8 with --fp16, --int8 without a calibration folder, or its options without --int8.
     """
     if not int8:
-        if calibration is not None or check_photos is not None or reference is not None:
-            raise UsageError("--calibration, --check-photos and --reference go with --int8")
+        if calibration is not None or check_photos is not None or reference is not None or calibration_degrade:
+            raise UsageError("--calibration, --calibration-degrade, --check-photos and --reference go with --int8")
         return
     if fp16:
         raise UsageError("choose one of --int8 and --fp16")

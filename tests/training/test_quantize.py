@@ -187,6 +187,8 @@ def test_export_int8_refuses_a_model_over_the_bound_and_writes_nothing(tiny, dee
     (("--calibration", "calib"), "none is left to check the int8 model on"),
     (("--calibration", "nowhere"), "--calibration nowhere: not a folder"),
     (("--calibration", "calib", "--reference", "missing.onnx"), "--reference missing.onnx: not an .onnx file"),
+    (("--calibration", "calib", "--check-photos", "calib", "--calibration-degrade", "jpeg:500"),
+     "bad --degrade spec part 'jpeg:500'"),
 ])
 def test_export_int8_usage_errors_are_one_line(tiny, deeper, monkeypatch, extra, message):
     monkeypatch.chdir(tiny["root"])
@@ -210,6 +212,31 @@ def test_export_int8_checks_a_student_against_the_model_it_stands_in_for(tiny, d
     assert check["reference"] == "tiny.onnx" and "(tiny.onnx)" in done.output
     assert check["fp32_psnr"] == teacher["fp32_psnr"] != own["fp32_psnr"]
     alone = _export(deeper, "--reference", tiny["model"], "-o", deeper.with_name("never.onnx"))
+    assert alone.exit_code == 2 and "go with --int8" in alone.output
+
+
+def test_calibration_takes_turns_between_clean_and_damaged_photos(tiny):
+    """--calibration-degrade: a model made for damaged photos is calibrated on them too, every other photo."""
+    from srgan_cli.training.quantize.calibrate import calibration_crops
+    from srgan_cli.training.quantize.graph import open_session
+    from srgan_cli.upscale.contract import read_contract
+
+    contract = read_contract(open_session(onnx.load(str(tiny["model"]))))
+    clean = calibration_crops(tiny["calib"], contract, FAST)
+    mixed = calibration_crops(tiny["calib"], contract, Recipe(**{**FAST.__dict__, "damage": ("jpeg:20",)}))
+    assert len(mixed) == len(clean) == 8  # 4 photos x 2 crops, at the same places
+    same = [np.array_equal(a, b) for a, b in zip(clean, mixed, strict=True)]
+    assert same == [True, True, False, False] * 2
+
+
+def test_export_int8_records_the_damage_it_calibrated_on(tiny, deeper):
+    done = _export(deeper, "--int8", "--calibration", tiny["calib"], "--check-photos", tiny["check"],
+                   "--max-drop", "50", "--calibration-degrade", "jpeg:75", "--calibration-degrade", "noise:6,jpeg:75",
+                   "-o", deeper.with_name("damaged_int8.onnx"))
+    assert done.exit_code == 0, done.output
+    meta = {p.key: p.value for p in onnx.load(str(deeper.with_name("damaged_int8.onnx"))).metadata_props}
+    assert json.loads(meta["quantization"])["damage"] == ["jpeg:75", "noise:6,jpeg:75"]
+    alone = _export(deeper, "--calibration-degrade", "jpeg:75", "-o", deeper.with_name("never.onnx"))
     assert alone.exit_code == 2 and "go with --int8" in alone.output
 
 

@@ -118,3 +118,24 @@ def test_distil_student_starts_as_the_teacher_and_learns_it_resumably(photos, tm
     assert all(not np.array_equal(a, b) for a, b in zip(student.trainable_weights, trained.trainable_weights,
                                                          strict=True))
     assert TrainConfig.load(out / "student.config.json").arch_params["activation"] == "relu"
+
+
+def test_distil_student_damages_half_of_each_batch_for_a_realistic_teacher(photos):
+    """A teacher trained on realistic damage is distilled on its own inputs too: half clean, half damaged, resumable."""
+    import runpy
+
+    from srgan_cli.evaluation.degradations import load_params
+
+    script = runpy.run_path(str(REPO / "scripts" / "distil_student.py"))
+    damage = load_params(None)
+
+    def batch(start):
+        return next(script["mixed_batches"](photos, damage, 4, 8, 4, 0, start))
+
+    i, mixed = batch(3)
+    clean = next(script["batches"](script["load_lr_photos"](photos, 4, 8), 2, 8, 0, 3))[1]
+    assert i == 3 and mixed.shape == (4, 8, 8, 3) and mixed.dtype == np.float32
+    np.testing.assert_array_equal(mixed[:2], clean)
+    assert mixed.min() >= 0 and mixed.max() <= 1 and not np.array_equal(mixed[2:], clean)
+    np.testing.assert_array_equal(batch(3)[1], mixed)  # batch i depends only on (seed, i): a resume sees it again
+    assert not np.array_equal(batch(4)[1][2:], mixed[2:])

@@ -35,24 +35,26 @@ def split_photos(folder: Path, recipe: Recipe, rng: np.random.Generator | None =
 
 
 def calibration_crops(folder: Path, contract: Contract, recipe: Recipe) -> list[np.ndarray]:
-    """Random LR crops (bicubic x1/scale of the photos: the model's real input), fed as the contract says.
+    """Random LR crops (bicubic x1/scale of the photos: the model's real input), fed as the contract says. With
+    `recipe.damage`, the photos take turns: clean LR, then LR damaged by each spec (as `srgan evaluate --degrade`).
 
     Raises:
         SrganError: no readable photo in `folder`.
     """
-    from srgan_cli.evaluation.evaluate import degrade
+    from srgan_cli.evaluation.evaluate import damaged_lr, parse_damage
     from srgan_cli.upscale.imaging import read_rgb8
 
     rng = np.random.default_rng(recipe.seed)
     scale, crops = contract.scale, []
-    for path in split_photos(folder, recipe, rng)[0]:
+    turns = [(), *parse_damage(recipe.damage).values()] if recipe.damage else [()]
+    for index, path in enumerate(split_photos(folder, recipe, rng)[0]):
         try:
             hr = read_rgb8(path)
         except SrganError:
             continue
         if min(hr.shape[:2]) < scale:
             continue
-        lr = degrade(hr, scale)
+        lr = damaged_lr(hr, scale, turns[index % len(turns)], path.stem)
         side = min(recipe.crop, *lr.shape[:2])
         for _ in range(recipe.crops):
             y, x = (int(rng.integers(0, n - side + 1)) for n in lr.shape[:2])

@@ -43,6 +43,8 @@ class Recipe:
             the end), 'first' and 'last' for conv:0 and conv:-1.
         reduce_range: 7-bit weights; None decides by the CPU (only x86 CPUs without VNNI need it).
         seed: seed of the photo and crop draw.
+        damage: `srgan evaluate --degrade` specs ('jpeg:75', 'noise:6,jpeg:75'); the calibration photos take turns
+            between clean LR and LR damaged by each, for models made for damaged photos. Empty: clean LR only.
     """
 
     photos: int = 32
@@ -58,8 +60,12 @@ class Recipe:
     exclude: tuple[str, ...] = SENSITIVE
     reduce_range: bool | None = None
     seed: int = 0
+    damage: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
+        from srgan_cli.evaluation.evaluate import parse_damage
+
+        parse_damage(self.damage)  # a malformed spec fails here, before any work
         if self.method not in ("minmax", "percentile", "entropy"):
             raise SrganError(f"calibration method {self.method!r}: use minmax, percentile or entropy")
         if self.activations not in ("u8", "s8"):
