@@ -37,7 +37,7 @@ def _recipe_record(recipe: Recipe, reduce_range: bool, float_convs: list[str], c
                   weights="int8 symmetric per-channel", format="QDQ", onnxruntime=onnxruntime.__version__,
                   onnx=onnx.__version__, activations={"u8": "uint8 asymmetric", "s8": "int8 symmetric"}
                   [recipe.activations])
-    record["exclude"] = list(recipe.exclude)
+    record["exclude"], record["damage"] = list(recipe.exclude), list(recipe.damage)  # as JSON reads them back
     return record
 
 
