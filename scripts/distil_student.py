@@ -59,10 +59,11 @@ def batches(photos: list[np.ndarray], batch: int, side: int, seed: int, start: i
 
 def mixed_batches(folder: Path, params, batch: int, side: int, scale: int, seed: int, start: int):
     """Endless batches, half bicubic LR (as `batches`) and half LR from the realistic pipeline `params`."""
+    from srgan_cli.evaluation.evaluate import degrade
     from srgan_cli.training.patches import load_photos, patch_pairs
 
-    clean = batches(load_lr_photos(folder, scale, side), batch - batch // 2, side, seed, start)
-    hr_photos = load_photos(folder, side * scale).images
+    hr_photos = load_photos(folder, side * scale).images  # decoded once: the clean half is their bicubic LR
+    clean = batches([degrade(hr, scale) for hr in hr_photos], batch - batch // 2, side, seed, start)
     for i, lr in clean:
         damaged, _ = patch_pairs(hr_photos, batch // 2, side * scale, seed, i * (batch // 2), scale, params)
         yield i, np.concatenate([lr, damaged.astype(np.float32) / 255.0])
