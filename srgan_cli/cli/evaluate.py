@@ -12,7 +12,7 @@ from srgan_cli.cli.app import app, run_or_exit
 from srgan_cli.cli.upscale import SHIPPED, DeviceOption, TileOption, TilePadOption, make_settings, open_upscaler
 from srgan_cli.console import info_line, make_progress
 from srgan_cli.evaluation.degradations import SPEC_HELP
-from srgan_cli.upscale.tiling import DEFAULT_PAD, DEFAULT_TILE
+from srgan_cli.upscale.tiling import DEFAULT_PAD
 
 if TYPE_CHECKING:
     from rich.table import Table
@@ -63,7 +63,7 @@ def evaluate(
     folders: Annotated[list[Path], typer.Argument(help="Folders of HR images (e.g. Set5 Set14 BSD100).")],
     model: Annotated[list[Path] | None, typer.Option(help=f"ONNX model file(s) or shipped model name(s) ({SHIPPED}) to score (default: the shipped default); repeat to compare.", show_default=False)] = None,
     device: DeviceOption = "auto",
-    tile: TileOption = str(DEFAULT_TILE),
+    tile: TileOption = "default",
     tile_pad: TilePadOption = DEFAULT_PAD,
     degrade: Annotated[list[str] | None, typer.Option(metavar="<spec>", help=f"Damage the LR after the bicubic downscale, the same way for every run (repeat: one table each; 'clean': none; default: clean only). SPEC: {SPEC_HELP}.")] = None,
     niqe: Annotated[bool, typer.Option("--niqe", help="Also score NIQE (no reference, lower = more natural) for every method and the originals.")] = False,

@@ -11,7 +11,7 @@ import re
 from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import typer
 from rich.progress import Progress
@@ -21,7 +21,7 @@ from srgan_cli.console import RateColumn, error_line, info_line, make_progress
 from srgan_cli.errors import UsageError
 from srgan_cli.upscale.formats import format_names, parse_format
 from srgan_cli.upscale.models import shipped_models
-from srgan_cli.upscale.tiling import DEFAULT_PAD, DEFAULT_TILE
+from srgan_cli.upscale.tiling import DEFAULT_PAD, DEFAULT_TILE, INT8_CPU_TILE
 
 if TYPE_CHECKING:
     from srgan_cli.upscale.batch import Job, Options, Outcome
@@ -32,7 +32,8 @@ MODEL_HELP = (f"ONNX model file, or a shipped model by name ({SHIPPED}); default
               "For JPEG-compressed or noisy photos use srresnet_x4_real (faithful) or srgan_x4_real (Real-ESRGAN-like "
               "texture, at lower fidelity); for the highest PSNR on clean ones, srresnet_x4.")
 DeviceOption = Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N.")]
-TileOption = Annotated[str, typer.Option(help="Tile side in LR pixels, 0 for whole image, or auto.")]
+TileOption = Annotated[str, typer.Option(help="Tile side in LR pixels, 0 for whole image, or auto.",
+                                          show_default=f"{DEFAULT_TILE}; {INT8_CPU_TILE} for int8 on the CPU")]
 TilePadOption = Annotated[int, typer.Option(min=0, help="Context pixels per tile side.")]
 PRECISION_HELP = ("auto, fp32, int8 or fp16: int8/fp16 run <stem>_int8.onnx / <stem>_fp16.onnx beside the model "
                   "(fp32 when it is missing, with a warning); auto takes int8 on the CPU only where it was timed at "
@@ -44,14 +45,16 @@ class AlphaMode(str, Enum):
     model = "model"
 
 
-def parse_tile(text: str) -> int | None:
-    """--tile: 'auto' (None: sized from memory) or a whole number of LR pixels (0: whole image).
+def parse_tile(text: str) -> int | Literal["default"] | None:
+    """--tile: 'auto' (None: sized from memory), 'default' (by precision) or a whole number of LR pixels (0: whole image).
 
     Raises:
         UsageError: anything else.
     """
     if text == "auto":
         return None
+    if text == "default":
+        return "default"
     if re.fullmatch(r"[0-9]+", text):  # ASCII digits only: str.isdigit() also takes '²', which int() refuses
         return int(text)
     raise UsageError(f"--tile {text}: use a whole number of LR pixels, 0 (whole image) or auto")
@@ -120,11 +123,11 @@ class Reporter:
         self.progress.advance(self.pixels, lr_pixels)
 
 
-def make_settings(tile: str = str(DEFAULT_TILE), **options: Any) -> UpscaleSettings:
+def make_settings(tile: str = "default", **options: Any) -> UpscaleSettings:
     """`UpscaleSettings` from command-line values.
 
     Args:
-        tile: the --tile text (a number or 'auto').
+        tile: the --tile text (a number, 'auto' or 'default').
         options: the other `UpscaleSettings` fields.
 
     Raises:
@@ -182,7 +185,7 @@ def upscale(
     model: Annotated[Path | None, typer.Option(help=MODEL_HELP, show_default=False)] = None,
     device: DeviceOption = "auto",
     precision: Annotated[str, typer.Option(metavar="<auto|fp32|int8|fp16>", help=PRECISION_HELP)] = "auto",
-    tile: TileOption = str(DEFAULT_TILE),
+    tile: TileOption = "default",
     tile_pad: TilePadOption = DEFAULT_PAD,
     outscale: Annotated[float | None, typer.Option(min=0.01, help="Final scale if not the model's (e.g. 2, 3.5).")] = None,
     tta: Annotated[bool, typer.Option(help="Average the 8 flips/rotations (8x slower).")] = False,

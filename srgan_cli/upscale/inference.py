@@ -14,6 +14,7 @@ import numbers
 from collections.abc import Callable
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 from PIL import Image
@@ -25,7 +26,7 @@ from srgan_cli.upscale.imaging import Photo
 from srgan_cli.upscale.pixels import bleed_transparent, finisher, pad_to_min, resize_photo, resize_plane
 from srgan_cli.upscale.precision import check_precision, open_model
 from srgan_cli.upscale.session import auto_tile, is_out_of_memory, parse_device, shrink_options, tile_budget
-from srgan_cli.upscale.tiling import DEFAULT_PAD, DEFAULT_TILE, TileOutOfMemory, self_ensemble, upscale_retrying
+from srgan_cli.upscale.tiling import DEFAULT_PAD, TileOutOfMemory, default_tile, self_ensemble, upscale_retrying
 
 __all__ = ["Upscaler", "UpscaleSettings", "bleed_transparent", "resize_photo", "resize_plane"]
 
@@ -40,7 +41,8 @@ class UpscaleSettings:
     Attributes:
         model: ONNX file, a shipped model's name ('srresnet_x4'), or None for the shipped default.
         device: 'auto', 'cpu', 'cuda' or 'cuda:N'.
-        tile: kept tile side in LR pixels; 0 runs the whole image; None sizes it from free memory.
+        tile: kept tile side in LR pixels; 0 runs the whole image; None sizes it from free memory; 'default':
+            256, or 448 for int8 on the CPU (the same memory, see `tiling.default_tile`).
         tile_pad: context pixels on each side of a tile.
         tta: average the 8 flips/rotations (8x slower).
         alpha: 'bicubic' or 'model' upscaling of transparency.
@@ -57,7 +59,7 @@ class UpscaleSettings:
 
     model: str | Path | None = None
     device: str = "auto"
-    tile: int | None = DEFAULT_TILE
+    tile: int | Literal["default"] | None = "default"
     tile_pad: int = DEFAULT_PAD
     tta: bool = False
     alpha: str = "bicubic"
@@ -75,6 +77,8 @@ class UpscaleSettings:
             raise UsageError(f"--alpha {self.alpha}: use bicubic or model")
         for name, least in (("tile", 0), ("tile_pad", 0), ("threads", 1), ("scale", 2)):
             value = getattr(self, name)
+            if name == "tile" and value == "default":
+                continue
             if value is not None and (not isinstance(value, numbers.Integral) or value < least):
                 why = ": the output would be as large as the input" if name == "scale" and value == 1 else ""
                 raise UsageError(f"--{name.replace('_', '-')} {value}: use a whole number >= {least}{why}")
@@ -98,7 +102,7 @@ class Upscaler:
         device: the device actually used, 'cpu' or 'cuda:N'.
         precision: the `precision.Choice` made: which file runs and why.
         contract: how the model is fed (input name, layout, value range, scale).
-        tile: the kept tile side in LR pixels (sized from memory when the settings say None).
+        tile: the kept tile side in LR pixels (sized from memory when the settings say None; 0: whole image).
         tile_note: with the settings' tile None, one line saying what was picked and why (else empty).
 
     Raises:
@@ -106,7 +110,8 @@ class Upscaler:
         SrganError: the model cannot be found, opened or understood, or the device is not usable.
     """
 
-    def __init__(self, model_path: str | Path | None = None, device: str = "auto", tile: int | None = DEFAULT_TILE,
+    def __init__(self, model_path: str | Path | None = None, device: str = "auto",
+                 tile: int | Literal["default"] | None = "default",
                  tile_pad: int = DEFAULT_PAD, tta: bool = False, alpha: str = "bicubic", threads: int | None = None,
                  scale: int | None = None, layout: str | None = None, value_range: str | None = None,
                  outscale: float | None = None, precision: str = "fp32") -> None:
@@ -115,8 +120,12 @@ class Upscaler:
             scale=scale, layout=layout, value_range=value_range, outscale=outscale, precision=precision)
         self.session, self.device, self.precision = open_model(model_path, device, threads, precision)
         self.contract = read_contract(self.session, scale, layout, value_range)
-        self.tile, self.tile_note = tile or 0, ""
-        if tile is None:
+        self.tile, self.tile_note = 0, ""
+        if tile == "default":
+            self.tile = default_tile(self.precision.precision, self.device)
+        elif tile is not None:
+            self.tile = tile
+        else:
             budget, source = tile_budget(self.device)
             self.tile = auto_tile(tile_pad, budget)
             self.tile_note = f"tile: auto -> {self.tile} LR px (windows of {self.tile + 2 * tile_pad} px; {source})"

@@ -15,6 +15,7 @@ from srgan_cli.errors import UsageError
 from srgan_cli.upscale import models, precision
 from srgan_cli.upscale.inference import Upscaler
 from srgan_cli.upscale.precision import MIN_SPEEDUP, choose, cpu_int8_features, variant_path
+from srgan_cli.upscale.tiling import DEFAULT_TILE, INT8_CPU_TILE
 from tests.conftest import photo_array
 
 runner = CliRunner()
@@ -128,6 +129,16 @@ def test_upscaler_runs_the_chosen_file(pair, monkeypatch):
     upscaler = Upscaler(pair, device="cpu", precision="auto")
     assert upscaler.precision.path == variant_path(pair, "int8") and upscaler.scale == 4
     assert Upscaler(pair, device="cpu").precision.precision == "fp32"  # the API's default is the file itself
+
+
+def test_int8_on_the_cpu_takes_larger_default_tiles_in_the_same_memory(pair, monkeypatch):
+    _vnni(monkeypatch)
+    _timed(monkeypatch, 2.5)
+    assert Upscaler(pair, device="cpu", precision="int8").tile == INT8_CPU_TILE
+    assert Upscaler(pair, device="cpu", precision="auto").tile == INT8_CPU_TILE
+    assert Upscaler(pair, device="cpu").tile == DEFAULT_TILE
+    assert Upscaler(pair, device="cpu", precision="int8", tile=96).tile == 96  # a tile given is kept
+    assert Upscaler(pair, device="cpu", precision="int8", tile=0).tile == 0
 
 
 def test_cli_says_what_runs_and_falls_back_clearly(pair, tmp_path, monkeypatch):

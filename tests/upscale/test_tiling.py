@@ -24,6 +24,14 @@ def test_axis_plan_covers_every_pixel_once_with_one_window_size(length, tile, pa
     assert size == min(length, max(e - s for s, e, _ in spans) + 2 * pad) or len(spans) == 1
 
 
+def test_an_axis_that_fits_one_window_runs_whole():
+    """The memory bound is the window (tile + 2 * pad): an axis up to that long is not split into overlapping tiles."""
+    assert plan_axis(288, 256, 16) == (288, [(0, 288, 0)])
+    assert plan_axis(480, 448, 16) == (480, [(0, 480, 0)])
+    size, spans = plan_axis(289, 256, 16)
+    assert len(spans) == 2 and size <= 256 + 2 * 16
+
+
 def test_windows_share_one_shape():
     windows = plan_windows(333, 250, 64, 16)
     assert len({(w.height, w.width) for w in windows}) == 1
