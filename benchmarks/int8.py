@@ -1,8 +1,8 @@
 """int8 vs fp32, side by side in one run: `srgan upscale --threads 2` on a 480x320 photo, each model in its own
-process, runs alternating (best of N): wall time, output MP/s, peak RSS and the speed ratio; a smooth sky gradient
-for banding (largest difference and LR-grid error of int8 against fp32); with --eval-root, the Y-PSNR drop and the
-NIQE change on Set5, Set14 and BSD100 (`srgan evaluate`'s protocol). Targets: >= 2.0x, <= 0.05 dB, NIQE +-0.1,
-peak RSS no higher than fp32."""
+process at its default tile (--tile: one for both), runs alternating (best of N): wall time, output MP/s, peak RSS
+and the speed ratio; a smooth sky gradient for banding (largest difference and LR-grid error of int8 against fp32);
+with --eval-root, the Y-PSNR drop and the NIQE change on Set5, Set14 and BSD100 (`srgan evaluate`'s protocol).
+Targets: >= 2.0x, <= 0.05 dB, NIQE +-0.1, peak RSS no higher than fp32."""
 
 from __future__ import annotations
 
@@ -43,12 +43,14 @@ def sky(height: int = 320, width: int = 480) -> np.ndarray:
     return np.clip(np.round((base + rng.normal(0, 0.002, base.shape)) * 255), 0, 255).astype(np.uint8)
 
 
-def upscale_cmd(model: Path, source: Path, out: Path, threads: int) -> list[str]:
-    """`srgan upscale` running this very file: an fp32 file with an int8 copy beside it runs as fp32, not auto."""
+def upscale_cmd(model: Path, source: Path, out: Path, threads: int, tile: str = "default") -> list[str]:
+    """`srgan upscale` running this very file: an fp32 file with an int8 copy beside it runs as fp32, not auto;
+    `tile` 'default' leaves each precision its own default tile."""
     from srgan_cli.upscale.precision import precision_of
 
     return [sys.executable, "-m", "srgan_cli", "upscale", str(source), "-o", str(out), "--model", str(model),
-            "--device", "cpu", "--threads", str(threads), "--precision", precision_of(model), "-q", "--overwrite"]
+            "--device", "cpu", "--threads", str(threads), "--precision", precision_of(model), "--tile", tile, "-q",
+            "--overwrite"]
 
 
 def speed_rows(models: dict[str, Path], source: Path, tmp: Path, args: argparse.Namespace) -> list[dict]:
@@ -57,7 +59,7 @@ def speed_rows(models: dict[str, Path], source: Path, tmp: Path, args: argparse.
     peak = dict.fromkeys(models, 0)
     for _ in range(args.repeat + 1):  # the first round warms the page cache; it still counts for RSS
         for name, model in models.items():
-            seconds, rss = run_measured(upscale_cmd(model, source, tmp / f"{name}.png", args.threads))
+            seconds, rss = run_measured(upscale_cmd(model, source, tmp / f"{name}.png", args.threads, args.tile))
             best[name], peak[name] = min(best[name], seconds), max(peak[name], rss)
     out_mp = SIZE[0] * SIZE[1] * 16 / 1e6
     fp32 = best["fp32"]
@@ -119,6 +121,8 @@ def main() -> None:
     p.add_argument("--also", type=Path, nargs="*", default=[], help="more int8 models to time in the same run")
     p.add_argument("--photo", type=Path, default=None, help="photo to crop/resize to 480x320 (default: synthetic)")
     p.add_argument("--threads", type=int, default=2, help="--threads of srgan upscale")
+    p.add_argument("--tile", default="default", help="--tile of srgan upscale for both (default: each its own, "
+                                                     "256 for fp32 and 448 for int8)")
     p.add_argument("--eval-root", type=Path, default=None, help="folder holding Set5/, Set14/, BSD100/")
     p.add_argument("--limit", type=int, default=None, help="at most this many images per evaluation set")
     p.add_argument("--no-niqe", action="store_true", help="skip NIQE (faster)")
