@@ -127,7 +127,7 @@ class Upscaler:
             self.tile = tile
         else:
             budget, source = tile_budget(self.device)
-            self.tile = auto_tile(tile_pad, budget)
+            self.tile = auto_tile(tile_pad, budget, self.precision.precision)
             self.tile_note = f"tile: auto -> {self.tile} LR px (windows of {self.tile + 2 * tile_pad} px; {source})"
         self._release = shrink_options()
 

@@ -18,6 +18,7 @@ from typing import Any
 from srgan_cli.errors import SrganError, UsageError
 
 BYTES_PER_LR_PIXEL = 17_000  # peak ONNX Runtime memory of the 16x64 x4 generator per window LR pixel (measured 16.9 kB)
+INT8_MEMORY_SHARE = 0.39  # its int8 copy's peak RSS grows 3.7 kB per window LR pixel against fp32's 9.5 kB
 MEMINFO = Path("/proc/meminfo")
 HOST_BUDGET = (4, 2 << 30)  # --tile auto on the CPU: a quarter of the available memory, at most 2 GB
 GPU_BUDGET = (2, 8 << 30)  # on a GPU: half its free memory, at most 8 GB
@@ -164,16 +165,18 @@ def tile_budget(device: str = "cpu") -> tuple[int, str]:
     return min(cap, available // share), f"1/{share} of {available / 1e9:.1f} GB available, at most {cap >> 30} GB"
 
 
-def auto_tile(pad: int, budget_bytes: int | None = None) -> int:
+def auto_tile(pad: int, budget_bytes: int | None = None, precision: str = "fp32") -> int:
     """Largest kept tile whose window fits the memory budget (default: that of the CPU, see `tile_budget`).
 
     Args:
         pad: context pixels per tile side.
         budget_bytes: memory one window may take.
+        precision: the precision that runs ('int8' windows take INT8_MEMORY_SHARE of fp32's memory).
     """
     if budget_bytes is None:
         budget_bytes = tile_budget("cpu")[0]
-    side = int((budget_bytes / BYTES_PER_LR_PIXEL) ** 0.5)
+    per_pixel = BYTES_PER_LR_PIXEL * (INT8_MEMORY_SHARE if precision == "int8" else 1.0)
+    side = int((budget_bytes / per_pixel) ** 0.5)
     return max(32, side - 2 * pad)
 
 

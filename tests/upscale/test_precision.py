@@ -15,7 +15,7 @@ from srgan_cli.errors import UsageError
 from srgan_cli.upscale import models, precision
 from srgan_cli.upscale.inference import Upscaler
 from srgan_cli.upscale.precision import MIN_SPEEDUP, choose, cpu_int8_features, variant_path
-from srgan_cli.upscale.tiling import DEFAULT_TILE, INT8_CPU_TILE
+from srgan_cli.upscale.tiling import DEFAULT_PAD, DEFAULT_TILE, INT8_CPU_TILE
 from tests.conftest import photo_array
 
 runner = CliRunner()
@@ -139,6 +139,8 @@ def test_int8_on_the_cpu_takes_larger_default_tiles_in_the_same_memory(pair, mon
     assert Upscaler(pair, device="cpu").tile == DEFAULT_TILE
     assert Upscaler(pair, device="cpu", precision="int8", tile=96).tile == 96  # a tile given is kept
     assert Upscaler(pair, device="cpu", precision="int8", tile=0).tile == 0
+    auto = {name: Upscaler(pair, device="cpu", precision=name, tile=None).tile for name in ("fp32", "int8")}
+    assert 1.4 < (auto["int8"] + 2 * DEFAULT_PAD) / (auto["fp32"] + 2 * DEFAULT_PAD) < 1.8  # --tile auto: same memory
 
 
 def test_cli_says_what_runs_and_falls_back_clearly(pair, tmp_path, monkeypatch):
