@@ -3,9 +3,7 @@
 The student starts from the teacher's weights (the PReLU slopes dropped), and learns the teacher's SR of the
 teacher's own input distribution: bicubic x1/4 LR crops of the training photos (`srgan evaluate`'s degrade), and
 for a teacher trained on realistic damage (config.json `degradation`), half of every batch damaged by the teacher's
-own degradation pipeline. With --hr-weight W (bicubic teachers) the student also learns the photos themselves:
-its loss adds W x L1 to the HR crops, which can win back what the student loses against the ground truth. The
-BatchNorm statistics stay frozen, as in the GAN phase. Saves `student.weights.h5`
+own degradation pipeline. The BatchNorm statistics stay frozen, as in the GAN phase. Saves `student.weights.h5`
 and `state.json` every --save-every steps; a rerun with the same --out resumes from them (the learning-rate
 schedule by step). `student.config.json` lets `srgan export` read the student; `srgan export STUDENT.onnx --int8
 --reference TEACHER.onnx` checks its int8 copy against the teacher.
@@ -71,18 +69,6 @@ def mixed_batches(folder: Path, params, batch: int, side: int, scale: int, seed:
         yield i, np.concatenate([lr, damaged.astype(np.float32) / 255.0])
 
 
-def paired_batches(folder: Path, batch: int, side: int, scale: int, seed: int, start: int):
-    """Endless (LR, HR) float32 batches in [0, 1]: HR crops and their bicubic LR; batch i depends only on (seed, i)."""
-    from srgan_cli.training.patches import load_photos, patch_pairs
-
-    hr_photos = load_photos(folder, side * scale).images
-    i = start
-    while True:
-        lr, hr = patch_pairs(hr_photos, batch, side * scale, seed, i * batch, scale)
-        yield i, lr.astype(np.float32) / 255.0, hr.astype(np.float32) / 255.0
-        i += 1
-
-
 def student_from_teacher(teacher, student) -> None:
     """Copy every weight but the PReLU slopes the student does not have (matched in layer order)."""
     def weighted(model):
@@ -109,8 +95,6 @@ def main() -> None:
     p.add_argument("--lr", type=float, default=1e-4, help="peak learning rate (cosine to 1%% of it)")
     p.add_argument("--save-every", type=int, default=250)
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--hr-weight", type=float, default=0.0, help="weight of an L1 loss to the HR crops (bicubic "
-                                                                  "teachers; 0: the teacher alone)")
     args = p.parse_args()
 
     import keras
@@ -140,31 +124,27 @@ def main() -> None:
     optimizer.build(student.trainable_variables)
 
     @tf.function
-    def step(lr, hr):
+    def step(lr):
         target = teacher(lr, training=False)
         with tf.GradientTape() as tape:
             sr = student(lr, training=False)
-            loss = tf.reduce_mean(tf.abs(sr - target)) + args.hr_weight * tf.reduce_mean(tf.abs(sr - hr))
+            loss = tf.reduce_mean(tf.abs(sr - target))
         optimizer.apply(tape.gradient(loss, student.trainable_variables), student.trainable_variables)
         mse = tf.reduce_mean(tf.square((sr - target) / 2))
         return loss, mse
 
     scale = archs.get(config.arch).scale
-    if args.hr_weight and config.degradation != "bicubic":
-        raise SystemExit("--hr-weight: only for teachers trained on bicubic LR")
-    if args.hr_weight:
-        crops = paired_batches(args.data, args.batch, args.lr_size, scale, args.seed, start)
-    elif config.degradation == "bicubic":
+    if config.degradation == "bicubic":
         crops = batches(load_lr_photos(args.data, scale, args.lr_size), args.batch, args.lr_size, args.seed, start)
     else:
         damage = degradations.params_from_dict(config.degradation_params, "teacher config degradation_params")
         crops = mixed_batches(args.data, damage, args.batch, args.lr_size, scale, args.seed, start)
     started, logged = time.time(), []
-    for i, lr, *hr in crops:
+    for i, lr in crops:
         if i >= args.steps:
             break
         optimizer.learning_rate.assign(args.lr * (0.01 + 0.99 * 0.5 * (1 + math.cos(math.pi * i / args.steps))))
-        loss, mse = step(tf.constant(lr), tf.constant(hr[0] if hr else 0.0))
+        loss, mse = step(tf.constant(lr))
         logged.append(float(mse))
         if (i + 1) % args.save_every == 0 or i + 1 == args.steps:
             write_atomically(student.save_weights, weights_file)
