@@ -50,15 +50,20 @@ def export(
     tiers: Annotated[int, typer.Option(min=2, max=16, help="With --int8 and --last-conv tiers: the value ranges the last conv's output is split into (each 8 bits).")] = 4,
     stream: Annotated[Stream, typer.Option(help="With --int8: the residual stream (the blocks' Adds) in float32 (the most accurate) or quantized too (faster).")] = Stream.float,
     calibration_degrade: Annotated[list[str] | None, typer.Option(help="With --int8, repeatable: also calibrate on LR damaged by this srgan evaluate --degrade spec (e.g. jpeg:75), photos taking turns with clean LR; for models made for damaged photos.", show_default=False)] = None,
+    float_conv: Annotated[list[str] | None, typer.Option(help="With --int8, repeatable: a conv kept in float32 (conv:I, the I-th in graph order, negative from the end; first; last; or a node name). Default: conv:0, conv:1, conv:-4 and conv:-3, the sensitive ones of an SRResNet.", show_default=False)] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q")] = False,
 ):
     """Convert a trained generator to ONNX, verified against Keras before it is written (--int8: also quantized)."""
-    run_or_exit(_check_int8_options, int8, fp16, calibration, check_photos, reference, calibration_degrade)
+    int8_only = {"--calibration": calibration, "--calibration-degrade": calibration_degrade,
+                 "--check-photos": check_photos, "--reference": reference, "--float-conv": float_conv}
+    run_or_exit(_check_int8_options, int8, fp16, int8_only)
     target = output or _default_output(source, int8)
     run_or_exit(check_writable, target)  # before the minutes of conversion, not after
     if int8:
         recipe = {"last_conv": last_conv.value, "fp32_stream": stream is Stream.float, "percentile": percentile,
                   "tiers": tiers, "damage": tuple(calibration_degrade or ())}
+        if float_conv:
+            recipe["exclude"] = tuple(float_conv)
         run_or_exit(_export_int8, source, target, which.value, calibration, check_photos, max_drop, recipe, quiet,
                     reference)
         return
@@ -78,24 +83,29 @@ def _default_output(source: Path, int8: bool) -> Path:
     return variant_path(source if source.suffix == ".onnx" else Path("model.onnx"), "int8")
 
 
-def _check_int8_options(int8: bool, fp16: bool, calibration: Path | None, check_photos: Path | None,
-                        reference: Path | None = None, calibration_degrade: list[str] | None = None) -> None:
+def _check_int8_options(int8: bool, fp16: bool, int8_only: dict[str, Any]) -> None:
     """Usage errors of the --int8 options, before anything runs.
+
+    Args:
+        int8, fp16: the two flags.
+        int8_only: the values of the options that go with --int8 only, by flag ('--calibration': None, ...).
 
     Raises:
         UsageError: --int8 with --fp16, --int8 without a calibration folder, or its options without --int8.
     """
     if not int8:
-        if calibration is not None or check_photos is not None or reference is not None or calibration_degrade:
-            raise UsageError("--calibration, --calibration-degrade, --check-photos and --reference go with --int8")
+        if any(int8_only.values()):
+            raise UsageError(f"{', '.join(int8_only)} go with --int8")
         return
     if fp16:
         raise UsageError("choose one of --int8 and --fp16")
+    calibration, reference = int8_only["--calibration"], int8_only["--reference"]
     if calibration is None:
         raise UsageError("--int8 needs --calibration DIR: photos of the training distribution")
     if reference is not None and (reference.suffix != ".onnx" or not reference.is_file()):
         raise UsageError(f"--reference {reference}: not an .onnx file")
-    for flag, folder in (("--calibration", calibration), ("--check-photos", check_photos)):
+    for flag in ("--calibration", "--check-photos"):
+        folder = int8_only[flag]
         if folder is not None and not folder.is_dir():
             raise UsageError(f"{flag} {folder}: not a folder")
 

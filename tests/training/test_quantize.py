@@ -135,6 +135,9 @@ def test_exclusions_and_cpu_flags(tiny):
     assert resolve_convs(model, ("first", "conv:-1", "conv:1", "conv:1")) == [convs[0], convs[1], convs[-1]]
     with pytest.raises(SrganError, match="no such conv"):
         resolve_convs(model, ("nope",))
+    assert resolve_convs(model, ("conv:99",)) == []  # the defaults' indices past a small model's convs: skipped
+    with pytest.raises(SrganError, match="'conv:99': no such conv"):
+        resolve_convs(model, ("conv:99",), strict=True)  # asked for by hand (--float-conv): refused
     assert cpu_has_vnni("flags : fpu avx2 avx512f avx512_vnni amx_int8")
     assert not cpu_has_vnni("flags : fpu sse4_2 avx2")
     with pytest.raises(SrganError, match="calibration method"):
@@ -212,6 +215,25 @@ def test_export_int8_checks_a_student_against_the_model_it_stands_in_for(tiny, d
     assert check["reference"] == "tiny.onnx" and "(tiny.onnx)" in done.output
     assert check["fp32_psnr"] == teacher["fp32_psnr"] != own["fp32_psnr"]
     alone = _export(deeper, "--reference", tiny["model"], "-o", deeper.with_name("never.onnx"))
+    assert alone.exit_code == 2 and "go with --int8" in alone.output
+
+
+def test_export_int8_keeps_the_convs_asked_for_in_float(tiny, deeper):
+    done = _export(deeper, "--int8", "--calibration", tiny["calib"], "--check-photos", tiny["check"],
+                   "--max-drop", "50", "--float-conv", "first", "--float-conv", "conv:-2",
+                   "-o", deeper.with_name("float_convs_int8.onnx"))
+    assert done.exit_code == 0, done.output
+    model = onnx.load(str(deeper.with_name("float_convs_int8.onnx")))
+    recipe = json.loads({p.key: p.value for p in model.metadata_props}["quantization"])
+    assert recipe["exclude"] == ["first", "conv:-2"] and len(recipe["float_convs"]) == 2
+    float_convs = [n.name for n in model.graph.node if n.op_type == "Conv" and not n.name.endswith("_tiers_sum")
+                   and not n.input[1].endswith("_DequantizeLinear_Output")]  # weights read unquantized
+    assert float_convs == recipe["float_convs"]
+    bad = _export(deeper, "--int8", "--calibration", tiny["calib"], "--check-photos", tiny["check"],
+                  "--float-conv", "conv:99", "-o", deeper.with_name("never_int8.onnx"))
+    assert bad.exit_code == 1 and "'conv:99': no such conv" in bad.output and "Traceback" not in bad.output
+    assert not deeper.with_name("never_int8.onnx").exists()
+    alone = _export(deeper, "--float-conv", "first", "-o", deeper.with_name("never.onnx"))
     assert alone.exit_code == 2 and "go with --int8" in alone.output
 
 

@@ -23,7 +23,7 @@ from srgan_cli.training.quantize.graph import (
     resolve_convs,
     tier_last_conv,
 )
-from srgan_cli.training.quantize.recipe import DEFAULT_REFUSE_DB, QuantizeReport, Recipe
+from srgan_cli.training.quantize.recipe import DEFAULT_REFUSE_DB, SENSITIVE, QuantizeReport, Recipe
 from srgan_cli.upscale.contract import read_contract
 from srgan_cli.upscale.precision import cpu_has_vnni
 
@@ -110,7 +110,7 @@ def _build_int8(model: Any, crops: Sequence[np.ndarray], recipe: Recipe, reduce_
     """
     import onnx
 
-    exclude = resolve_convs(model, recipe.exclude)
+    exclude = resolve_convs(model, recipe.exclude, strict=recipe.exclude != SENSITIVE)
     last = next(n for n in reversed(model.graph.node) if n.op_type == "Conv")
     if recipe.fold_prelu:
         fold_prelu(model, [*exclude, last.name])

@@ -44,8 +44,13 @@ def _producers(model: Any) -> dict[str, Any]:
     return {out: node for node in model.graph.node for out in node.output}
 
 
-def resolve_convs(model: Any, names: Sequence[str]) -> list[str]:
+def resolve_convs(model: Any, names: Sequence[str], strict: bool = False) -> list[str]:
     """Node names of `Recipe.exclude` entries ('conv:I', 'first', 'last' or names), each once, in graph order.
+
+    Args:
+        model: the ONNX model.
+        names: the entries.
+        strict: refuse a 'conv:I' past the model's convs too (else skipped: the defaults fit a small model).
 
     Raises:
         SrganError: the graph has no conv, or an entry names none.
@@ -61,8 +66,8 @@ def resolve_convs(model: Any, names: Sequence[str]) -> list[str]:
             wanted.add(convs[int(index)])
         elif entry in convs:
             wanted.add(entry)
-        elif index is None:
-            raise SrganError(f"exclude {entry!r}: no such conv in the model")
+        elif index is None or strict:
+            raise SrganError(f"float conv {entry!r}: no such conv in the model ({len(convs)} convs)")
     return [c for c in convs if c in wanted]
 
 
