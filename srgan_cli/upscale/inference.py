@@ -120,11 +120,9 @@ class Upscaler:
             scale=scale, layout=layout, value_range=value_range, outscale=outscale, precision=precision)
         self.session, self.device, self.precision = open_model(model_path, device, threads, precision)
         self.contract = read_contract(self.session, scale, layout, value_range)
-        self.tile, self.tile_note = 0, ""
-        if tile == "default":
-            self.tile = default_tile(self.precision.precision, self.device)
-        elif tile is not None:
-            self.tile = tile
+        self.tile_note = ""
+        if tile is not None:
+            self.tile = default_tile(self.precision.precision, self.device) if tile == "default" else tile
         else:
             budget, source = tile_budget(self.device)
             self.tile = auto_tile(tile_pad, budget, self.precision.precision)

@@ -41,6 +41,11 @@ class Window:
     width: int
 
 
+def runs_whole(length: int, tile: int, pad: int) -> bool:
+    """Whether an axis runs in one window: no tile (0), or it fits one window of tile + 2 * pad (the memory bound)."""
+    return tile <= 0 or length <= tile + 2 * pad
+
+
 def plan_axis(length: int, tile: int, pad: int) -> tuple[int, list[tuple[int, int, int]]]:
     """Split one axis into near-equal kept spans of at most `tile`, each inside a window of one fixed size.
 
@@ -52,7 +57,7 @@ def plan_axis(length: int, tile: int, pad: int) -> tuple[int, list[tuple[int, in
     Returns:
         tuple: (window size, list of (keep_start, keep_end, window_start)).
     """
-    if tile <= 0 or length <= tile + 2 * pad:  # one window of at most tile + 2 * pad: the whole axis
+    if runs_whole(length, tile, pad):
         return length, [(0, length, 0)]
     count = math.ceil(length / tile)
     span = math.ceil(length / count)
@@ -120,7 +125,7 @@ def default_tile(precision: str, device: str) -> int:
 
 def _effective_tile(tile: int, side: int, pad: int) -> int:
     """The kept tile side a tile setting gives on an image whose longer side is `side` (see `plan_axis`)."""
-    return tile if tile > 0 and side > tile + 2 * pad else side
+    return side if runs_whole(side, tile, pad) else tile
 
 
 def upscale_retrying(image: np.ndarray, run: Run, scale: int, tile: int, pad: int,
