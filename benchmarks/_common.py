@@ -43,6 +43,17 @@ def best_time(fn, repeat=3, warmup=1):
     return min(times)
 
 
+def alternating_best(runs: dict, repeat: int):
+    """Best time of each callable over `repeat` rounds that take turns (fair on a busy machine), after a warm-up."""
+    best = {}
+    for name, run in runs.items():
+        best[name] = best_time(run, repeat=1, warmup=1)
+    for _ in range(repeat - 1):
+        for name, run in runs.items():
+            best[name] = min(best[name], best_time(run, repeat=1, warmup=0))
+    return best
+
+
 def test_image(height, width, seed=0):
     """A photo-like float32 RGB image in [0,1]: smooth shapes plus texture."""
     rng = np.random.default_rng(seed)

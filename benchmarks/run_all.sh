@@ -10,4 +10,5 @@ $PY tiling.py --sweep
 $PY folder.py
 $PY startup.py
 $PY scaling.py
+$PY degrid.py
 if [ -n "${1:-}" ]; then $PY train_speed.py --data "$1"; fi

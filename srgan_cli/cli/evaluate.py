@@ -9,7 +9,15 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from srgan_cli.cli.app import app, run_or_exit
-from srgan_cli.cli.upscale import SHIPPED, DeviceOption, TileOption, TilePadOption, make_settings, open_upscaler
+from srgan_cli.cli.upscale import (
+    SHIPPED,
+    DegridOption,
+    DeviceOption,
+    TileOption,
+    TilePadOption,
+    make_settings,
+    open_upscaler,
+)
 from srgan_cli.console import info_line, make_progress
 from srgan_cli.evaluation.degradations import SPEC_HELP
 from srgan_cli.upscale.tiling import DEFAULT_PAD
@@ -65,6 +73,7 @@ def evaluate(
     device: DeviceOption = "auto",
     tile: TileOption = "default",
     tile_pad: TilePadOption = DEFAULT_PAD,
+    degrid: DegridOption = None,
     degrade: Annotated[list[str] | None, typer.Option(metavar="<spec>", help=f"Damage the LR after the bicubic downscale, the same way for every run (repeat: one table each; 'clean': none; default: clean only). SPEC: {SPEC_HELP}.")] = None,
     niqe: Annotated[bool, typer.Option("--niqe", help="Also score NIQE (no reference, lower = more natural) for every method and the originals.")] = False,
     save: Annotated[Path | None, typer.Option(help="Write bicubic | model | original crops here.")] = None,
@@ -83,7 +92,7 @@ def evaluate(
     for target, is_folder in ((json_file, False), (save, True)):
         if target is not None:
             run_or_exit(check_writable, target, is_folder)
-    base = run_or_exit(make_settings, device=device, tile=tile, tile_pad=tile_pad)
+    base = run_or_exit(make_settings, device=device, tile=tile, tile_pad=tile_pad, degrid=degrid)
     models: list[Path | None] = [*model] if model else [None]
     names = run_or_exit(method_names, models)
     modes = (False, True) if tta else (False,)

@@ -210,7 +210,7 @@ def _topological_sort(graph):
     graph.node.extend(ordered)
 
 
-def export(source, output, which="best", fp16=False):
+def export(source, output, which="best", fp16=False, degrid=0.0):
     """Export a generator to a verified ONNX file.
 
     Args:
@@ -218,6 +218,8 @@ def export(source, output, which="best", fp16=False):
         output (str | Path): .onnx path (written atomically, only after verification).
         which (str): 'best' or 'latest' generator of a run folder.
         fp16 (bool): store float16 weights (GPUs); float32 inputs and outputs stay.
+        degrid (float): > 0: the metadata asks `srgan upscale` to degrid the outputs with this sigma in LR pixels
+            (`srgan_cli.upscale.degrid`; for adversarial models with a grid).
 
     Returns:
         dict: {"max_abs_diff": float, "tolerance": float, "nodes": int}.
@@ -240,6 +242,8 @@ def export(source, output, which="best", fp16=False):
                      "phase": config.phase, "degradation": config.degradation,
                      "content_loss": config.content_loss if config.phase == "gan" else f"pixel {config.pixel_loss}",
                      "steps": state.step if state else ""})
+    if degrid:
+        info["degrid"] = f"{degrid:g}"
     add_metadata(onnx_model, info)
     onnx.checker.check_model(onnx_model, full_check=True)
     diff = parity(onnx_model, model)

@@ -22,6 +22,7 @@ from PIL import Image
 from srgan_cli.errors import SrganError, UsageError
 from srgan_cli.upscale import files, formats, imaging, interop
 from srgan_cli.upscale.contract import check_result, read_contract
+from srgan_cli.upscale.degrid import degrid_sigma, degridded
 from srgan_cli.upscale.imaging import Photo
 from srgan_cli.upscale.pixels import bleed_transparent, finisher, pad_to_min, resize_photo, resize_plane
 from srgan_cli.upscale.precision import check_precision, open_model
@@ -51,6 +52,8 @@ class UpscaleSettings:
         outscale: final scale by a Lanczos resize when it is not the model's (None: the model's).
         precision: 'fp32' (the model file itself), 'int8', 'fp16' (`<stem>_int8.onnx`, `<stem>_fp16.onnx` beside it)
             or 'auto' (see `srgan_cli.upscale.precision`).
+        degrid: take the LR-grid pattern out of each result (`srgan_cli.upscale.degrid`); None: when the model's
+            metadata asks for it.
 
     Raises:
         UsageError: on construction, a value that can never work (the model and its contract are checked when an
@@ -69,6 +72,7 @@ class UpscaleSettings:
     value_range: str | None = None
     outscale: float | None = None
     precision: str = "fp32"
+    degrid: bool | None = None
 
     def __post_init__(self) -> None:
         parse_device(self.device)
@@ -94,7 +98,7 @@ class Upscaler:
 
     Args:
         model_path: ONNX file or shipped model name (default: the shipped model).
-        device, tile, tile_pad, tta, alpha, threads, scale, layout, value_range, outscale, precision: as
+        device, tile, tile_pad, tta, alpha, threads, scale, layout, value_range, outscale, precision, degrid: as
             `UpscaleSettings`.
 
     Attributes:
@@ -104,6 +108,7 @@ class Upscaler:
         contract: how the model is fed (input name, layout, value range, scale).
         tile: the kept tile side in LR pixels (sized from memory when the settings say None; 0: whole image).
         tile_note: with the settings' tile None, one line saying what was picked and why (else empty).
+        degrid_sigma: the grid suppression applied, in LR pixels (0.0: none).
 
     Raises:
         UsageError: bad settings, or no model given and none shipped.
@@ -114,12 +119,14 @@ class Upscaler:
                  tile: int | Literal["default"] | None = "default",
                  tile_pad: int = DEFAULT_PAD, tta: bool = False, alpha: str = "bicubic", threads: int | None = None,
                  scale: int | None = None, layout: str | None = None, value_range: str | None = None,
-                 outscale: float | None = None, precision: str = "fp32") -> None:
+                 outscale: float | None = None, precision: str = "fp32", degrid: bool | None = None) -> None:
         self.settings = UpscaleSettings(
             model=model_path, device=device, tile=tile, tile_pad=tile_pad, tta=tta, alpha=alpha, threads=threads,
-            scale=scale, layout=layout, value_range=value_range, outscale=outscale, precision=precision)
+            scale=scale, layout=layout, value_range=value_range, outscale=outscale, precision=precision,
+            degrid=degrid)
         self.session, self.device, self.precision = open_model(model_path, device, threads, precision)
         self.contract = read_contract(self.session, scale, layout, value_range)
+        self.degrid_sigma = degrid_sigma(self.session, degrid)
         self.tile_note = ""
         if tile is not None:
             self.tile = default_tile(self.precision.precision, self.device) if tile == "default" else tile
@@ -185,6 +192,8 @@ class Upscaler:
     def _tiled(self, image: np.ndarray, out_dtype: type | np.dtype, gray: bool, on_window: OnWindow | None,
                notes: list[str] | None) -> np.ndarray:
         run = self_ensemble(self.run_window) if self.settings.tta else self.run_window
+        if self.degrid_sigma:
+            run = degridded(run, self.scale, self.degrid_sigma)
         try:
             return upscale_retrying(image, run, self.scale, self.tile, self.settings.tile_pad,
                                     finish=finisher(out_dtype, gray), on_window=on_window, notes=notes)

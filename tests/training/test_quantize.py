@@ -235,6 +235,9 @@ def test_export_int8_keeps_the_convs_asked_for_in_float(tiny, deeper):
     assert not deeper.with_name("never_int8.onnx").exists()
     alone = _export(deeper, "--float-conv", "first", "-o", deeper.with_name("never.onnx"))
     assert alone.exit_code == 2 and "go with --int8" in alone.output
+    degrid = _export(deeper, "--int8", "--calibration", tiny["calib"], "--degrid", "1.5",
+                     "-o", deeper.with_name("never_int8.onnx"))
+    assert degrid.exit_code == 2 and "keeps that file's degrid metadata" in degrid.output
 
 
 def test_calibration_takes_turns_between_clean_and_damaged_photos(tiny):
