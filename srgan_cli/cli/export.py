@@ -51,7 +51,7 @@ def export(
     stream: Annotated[Stream, typer.Option(help="With --int8: the residual stream (the blocks' Adds) in float32 (the most accurate) or quantized too (faster).")] = Stream.float,
     calibration_degrade: Annotated[list[str] | None, typer.Option(help="With --int8, repeatable: also calibrate on LR damaged by this srgan evaluate --degrade spec (e.g. jpeg:75), photos taking turns with clean LR; for models made for damaged photos.", show_default=False)] = None,
     float_conv: Annotated[list[str] | None, typer.Option(help="With --int8, repeatable: a conv kept in float32 (conv:I, the I-th in graph order, negative from the end; first; last; or a node name). Default: conv:0, conv:1, conv:-4 and conv:-3, the sensitive ones of an SRResNet.", show_default=False)] = None,
-    degrid: Annotated[float, typer.Option(min=0.0, metavar="SIGMA", help="Record in the metadata that srgan upscale should take the LR-grid pattern out of this model's results, with this sigma in LR pixels (1.5 for an adversarial model with a grid score over 7 dB; see weights/README.md); 0: not. An int8 copy of an .onnx keeps that file's.")] = 0.0,
+    degrid: Annotated[float, typer.Option(min=0.0, max=4.0, metavar="SIGMA", help="Record in the metadata that srgan upscale should take the LR-grid pattern out of this model's results, with this sigma in LR pixels (1.5 for an adversarial model with a grid score over 7 dB; see weights/README.md); 0: not. An int8 copy of an .onnx keeps that file's.")] = 0.0,
     quiet: Annotated[bool, typer.Option("--quiet", "-q")] = False,
 ):
     """Convert a trained generator to ONNX, verified against Keras before it is written (--int8: also quantized)."""

@@ -164,7 +164,8 @@ class Upscaler:
         return self.contract.unfeed(check_result(out, window.shape[:2], self.contract))[0]
 
     def upscale_array(self, image: np.ndarray, out_dtype: type | np.dtype = np.float32, gray: bool = False,
-                      on_window: OnWindow | None = None, notes: list[str] | None = None) -> np.ndarray:
+                      on_window: OnWindow | None = None, notes: list[str] | None = None, *,
+                      degrid: bool = True) -> np.ndarray:
         """Upscale an RGB array; out of memory, retry with half the tile (down to 16 px) before giving up.
 
         Args:
@@ -173,6 +174,8 @@ class Upscaler:
             gray: return HxWx1 luma (BT.601) instead of RGB.
             on_window: progress hook, called with the LR pixels done after each tile.
             notes: receives a line when the tile had to shrink.
+            degrid: False skips the grid suppression the settings or the model ask for (an alpha plane: its hard
+                edges on the grid are real).
 
         Returns:
             (H*scale)x(W*scale)x(3 or 1) array in `out_dtype`.
@@ -181,19 +184,20 @@ class Upscaler:
             SrganError: the model fails, returns no image, or runs out of memory even on 16-px tiles.
         """
         padded, (top, left) = pad_to_min(image)
+        sigma = self.degrid_sigma if degrid else 0.0
         if padded is image:
-            return self._tiled(image, out_dtype, gray, on_window, notes)
-        out = self._tiled(padded, out_dtype, gray, None, notes)
+            return self._tiled(image, out_dtype, gray, on_window, notes, sigma)
+        out = self._tiled(padded, out_dtype, gray, None, notes, sigma)
         height, width, s = image.shape[0], image.shape[1], self.scale
         if on_window:
             on_window(height * width)
         return np.ascontiguousarray(out[top * s:(top + height) * s, left * s:(left + width) * s])
 
     def _tiled(self, image: np.ndarray, out_dtype: type | np.dtype, gray: bool, on_window: OnWindow | None,
-               notes: list[str] | None) -> np.ndarray:
+               notes: list[str] | None, sigma: float) -> np.ndarray:
         run = self_ensemble(self.run_window) if self.settings.tta else self.run_window
-        if self.degrid_sigma:
-            run = degridded(run, self.scale, self.degrid_sigma)
+        if sigma:
+            run = degridded(run, self.scale, sigma)
         try:
             return upscale_retrying(image, run, self.scale, self.tile, self.settings.tile_pad,
                                     finish=finisher(out_dtype, gray), on_window=on_window, notes=notes)
@@ -240,7 +244,7 @@ class Upscaler:
     def _upscale_alpha(self, alpha: np.ndarray, top: float, notes: list[str]) -> np.ndarray:
         if self.settings.alpha == "model":
             plane = np.repeat(alpha.astype(np.float32)[..., None] / top, 3, axis=2)
-            return self.upscale_array(plane, alpha.dtype, gray=True, notes=notes)[..., 0]
+            return self.upscale_array(plane, alpha.dtype, gray=True, notes=notes, degrid=False)[..., 0]
         height, width = alpha.shape
         return resize_plane(alpha, (width * self.scale, height * self.scale), Image.Resampling.BICUBIC)
 

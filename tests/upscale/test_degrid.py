@@ -9,7 +9,7 @@ from typer.testing import CliRunner
 from srgan_cli.cli import app
 from srgan_cli.errors import SrganError
 from srgan_cli.evaluation.metrics import grid_db
-from srgan_cli.upscale.degrid import DEFAULT_SIGMA, bicubic_float, remove_grid
+from srgan_cli.upscale.degrid import DEFAULT_SIGMA, bicubic_float, remove_grid, sigma_from_metadata
 from srgan_cli.upscale.inference import Upscaler
 from tests.conftest import SRGAN_META, photo_array
 from tests.upscale.onnx_builders import make_odd_model
@@ -30,6 +30,28 @@ def test_a_grid_added_to_bicubic_is_taken_out_to_the_last_pixel():
     out = remove_grid(sr, lr, 4)
     assert np.abs(out - reference).max() < 1e-5  # the border rows and columns too
     assert out.dtype == np.float32 and out.shape == sr.shape
+
+
+def test_a_grid_on_the_outermost_rows_alone_goes_without_leaking_inwards():
+    """The model's zero padding gives its outermost rows and columns a grid of their own, corners included."""
+    lr = _lr()
+    reference = bicubic_float(lr, 4)
+    pattern = np.random.default_rng(2).normal(0, 0.08, (4, 4, 3)).astype(np.float32)
+    pattern -= pattern.mean(axis=(0, 1))
+    edge_grid = np.zeros_like(reference)
+    for rows, cols in ((slice(0, 4), slice(None)), (slice(-4, None), slice(None)), (slice(None), slice(0, 4)),
+                       (slice(None), slice(-4, None))):
+        edge_grid[rows, cols] = np.tile(pattern, (lr.shape[0], lr.shape[1], 1))[rows, cols]
+    out = remove_grid(reference + edge_grid, lr, 4)
+    assert np.abs(out - reference).max() < 0.02 * np.abs(edge_grid).max()
+
+
+def test_it_checks_its_arrays_and_sigma_zero_does_nothing():
+    lr = _lr()
+    sr = bicubic_float(lr, 4) + 0.01
+    assert remove_grid(sr, lr, 4, sigma=0) is sr
+    with pytest.raises(ValueError, match="not the x4 of"):
+        remove_grid(sr[..., :2], lr, 4)
 
 
 def test_texture_off_the_grid_frequencies_is_kept():
@@ -79,9 +101,22 @@ def test_the_models_metadata_turns_it_on_and_the_setting_overrides_it(blocky_mod
 
 
 def test_a_bad_metadata_value_is_one_line_unless_degrid_is_off(blocky_models):
-    with pytest.raises(SrganError, match=r"metadata has degrid '-1', not a number >= 0; pass --no-degrid"):
+    with pytest.raises(SrganError, match=r"metadata has degrid '-1', not a number from 0 to 4; pass --no-degrid"):
         Upscaler(blocky_models["bad"])
     assert Upscaler(blocky_models["bad"], degrid=False).degrid_sigma == 0.0
+    for text in ("inf", "nan", "1e3", "4.5", "1_5", "abc", ""):
+        with pytest.raises(SrganError, match="not a number from 0 to 4"):
+            sigma_from_metadata({"degrid": text})
+    assert sigma_from_metadata({"degrid": " 2.5"}) == 2.5 and sigma_from_metadata({}) == 0.0
+
+
+def test_an_alpha_plane_upscaled_by_the_model_keeps_its_hard_edges(blocky_models):
+    alpha = np.zeros((36, 40), np.uint8)
+    alpha[9:27, 7:30] = 255
+    rgba = np.dstack([photo_array(36, 40), alpha])
+    out = Upscaler(blocky_models["asks"], alpha="model").upscale(rgba)
+    assert np.array_equal(out[..., 3], np.repeat(np.repeat(alpha, 4, axis=0), 4, axis=1))
+    assert not np.array_equal(out[..., :3], np.repeat(np.repeat(rgba[..., :3], 4, axis=0), 4, axis=1))
 
 
 def test_degridded_tiles_leave_no_seam(blocky_models):
@@ -105,4 +140,4 @@ def test_the_command_line_flags_reach_the_upscaler(blocky_models, rgb_file, tmp_
     assert not np.array_equal(outputs["--degrid"], outputs["--no-degrid"])
     bad = runner.invoke(app, ["upscale", str(rgb_file), "-o", str(tmp_path / "bad.png"), "--model",
                               str(blocky_models["bad"])])
-    assert bad.exit_code == 1 and "not a number >= 0" in bad.output and "Traceback" not in bad.output
+    assert bad.exit_code == 1 and "not a number from 0 to 4" in bad.output and "Traceback" not in bad.output
