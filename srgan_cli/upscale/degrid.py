@@ -20,6 +20,7 @@ import numpy as np
 from PIL import Image
 
 from srgan_cli.errors import SrganError
+from srgan_cli.upscale.pixels import resize_plane
 from srgan_cli.upscale.tiling import Run
 
 METADATA_KEY = "degrid"  # the model's metadata: the sigma in LR pixels its outputs are degridded with
@@ -36,7 +37,7 @@ def degrid_sigma(session: Any, wanted: bool | None) -> float:
         wanted: True: always (the metadata's sigma, else DEFAULT_SIGMA); False: never; None: as the metadata asks.
 
     Raises:
-        SrganError: the metadata's value is not a number >= 0 (unless `wanted` is False).
+        SrganError: the metadata's value is not a number from 0 to MAX_SIGMA (unless `wanted` is False).
     """
     if wanted is False:
         return 0.0
@@ -66,15 +67,6 @@ def degridded(run: Run, scale: int, sigma: float) -> Run:
     def run_degridded(window: np.ndarray) -> np.ndarray:
         return remove_grid(run(window), window, scale, sigma)
     return run_degridded
-
-
-def bicubic_float(lr: np.ndarray, scale: int) -> np.ndarray:
-    """Pillow's bicubic enlargement of a float (h, w, C) array by `scale`, in float32 (no rounding, no clipping)."""
-    height, width = lr.shape[:2]
-    size = (width * scale, height * scale)
-    planes = [np.asarray(Image.fromarray(np.ascontiguousarray(lr[..., c], np.float32), "F").resize(
-        size, Image.Resampling.BICUBIC)) for c in range(lr.shape[2])]
-    return np.stack(planes, axis=-1)
 
 
 def _box3(array: np.ndarray, axis: int) -> np.ndarray:
@@ -133,7 +125,7 @@ def remove_grid(sr: np.ndarray, lr: np.ndarray, scale: int, sigma: float = DEFAU
         return sr
     out = np.empty(sr.shape, np.float32)
     for c in range(channels):  # a channel at a time: a third of the memory
-        residual = sr[..., c] - bicubic_float(lr[..., c:c + 1], scale)[..., 0]
+        residual = sr[..., c] - resize_plane(lr[..., c], (width * scale, height * scale), Image.Resampling.BICUBIC)
         out[..., c] = sr[..., c] - _grid_of(residual, scale, _passes(sigma))
     return out
 

@@ -9,12 +9,19 @@ from typer.testing import CliRunner
 from srgan_cli.cli import app
 from srgan_cli.errors import SrganError
 from srgan_cli.evaluation.metrics import grid_db
-from srgan_cli.upscale.degrid import DEFAULT_SIGMA, bicubic_float, remove_grid, sigma_from_metadata
+from srgan_cli.upscale.degrid import DEFAULT_SIGMA, remove_grid, sigma_from_metadata
 from srgan_cli.upscale.inference import Upscaler
+from srgan_cli.upscale.pixels import resize_plane
 from tests.conftest import SRGAN_META, photo_array
 from tests.upscale.onnx_builders import make_odd_model
 
 runner = CliRunner()
+
+
+def bicubic_float(lr, scale):
+    """Pillow's bicubic enlargement in float32, the reference degrid measures the grid against."""
+    size = (lr.shape[1] * scale, lr.shape[0] * scale)
+    return np.stack([resize_plane(lr[..., c], size, Image.Resampling.BICUBIC) for c in range(lr.shape[2])], axis=-1)
 
 
 def _lr(height=40, width=52, seed=0):
