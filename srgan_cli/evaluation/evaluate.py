@@ -26,9 +26,9 @@ from srgan_cli.upscale import formats, imaging
 if TYPE_CHECKING:
     from srgan_cli.upscale.inference import Upscaler
 
-__all__ = ["BICUBIC", "CLEAN", "ORIGINAL", "ImageResult", "Score", "TooSmall", "bicubic_upscale", "check_folders",
-           "damaged_lr", "degrade", "evaluate_folder", "folder_report", "load_hr", "mean_result", "method_names",
-           "parse_damage", "score", "side_by_side", "to_json", "write_json"]
+__all__ = ["BICUBIC", "CLEAN", "ORIGINAL", "ImageResult", "Score", "TooSmall", "Unreadable", "bicubic_upscale",
+           "check_folders", "damaged_lr", "degrade", "evaluate_folder", "folder_report", "load_hr", "mean_result",
+           "method_names", "parse_damage", "score", "side_by_side", "to_json", "write_json"]
 
 BICUBIC = "bicubic"  # the baseline method, scored beside every model
 CLEAN = "clean"  # the degradation spec of the undamaged protocol (the default)
@@ -39,17 +39,21 @@ class TooSmall(SrganError):
     """An HR image too small to score (skipped with a note, unless no image of the folder is big enough)."""
 
 
+class Unreadable(SrganError):
+    """An HR image that cannot be read (skipped with a note, unless no image of the folder can be scored)."""
+
+
 def load_hr(path: str | Path, scale: int, border: int = 4) -> np.ndarray:
     """HR image as 8-bit RGB (grayscale replicated), cropped to multiples of the scale; big enough to score.
 
     Raises:
         TooSmall: too small to score (naming the file).
-        SrganError: unreadable (naming the file).
+        Unreadable: not an image, damaged or unsupported (naming the file).
     """
     try:
         hr = mod_crop(imaging.read_rgb8(path), scale)
     except SrganError as err:
-        raise SrganError(f"{path}: {err}") from None
+        raise Unreadable(f"{path}: {err}") from None
     least = 2 * border + SSIM_WINDOW
     if min(hr.shape[:2]) < least:
         raise TooSmall(f"{path}: {hr.shape[1]}x{hr.shape[0]} after cropping to multiples of {scale} is too small "
@@ -160,14 +164,14 @@ def evaluate_folder(folder: str | Path, upscalers: Mapping[str, Upscaler], save_
             bicubic downscale, seeded by the image name; the bicubic row is upscaled from the same damaged LR.
         with_niqe: add NIQE for every method and for the HR originals.
         on_image: called with each image's path once it is scored (progress).
-        on_skip: called with one line per image too small to score, skipped (after the folder, when some image
-            was scored: with none, that line is the error).
+        on_skip: called with one line per image skipped, too small to score or unreadable (after the folder, when
+            some image was scored: with none, the first line is the error).
 
     Returns:
         spec -> ImageResult per image, in file order.
 
     Raises:
-        SrganError: no images, no image big enough to score, or an image that cannot be read (named).
+        SrganError: no images, or no image that can be scored (the first skipped one named).
         UsageError: no upscalers, or upscalers of different scales.
     """
     paths = imaging.find_images(folder)
@@ -180,14 +184,14 @@ def evaluate_folder(folder: str | Path, upscalers: Mapping[str, Upscaler], save_
     for path in paths:
         try:
             hr = load_hr(path, scale, border)
-        except TooSmall as small:
-            skipped.append(f"{small}: skipped")
+        except (TooSmall, Unreadable) as unscoreable:
+            skipped.append(f"{unscoreable}: skipped")
             continue
         _score_image(path, hr, folder, upscalers, scale, border, damage, with_niqe, save_dir, results)
         if on_image:
             on_image(path)
     if skipped and not any(results.values()):
-        more = f" (and {len(skipped) - 1} more images too small)" if len(skipped) > 1 else ""
+        more = f" (and {len(skipped) - 1} more images that cannot be scored)" if len(skipped) > 1 else ""
         raise SrganError(skipped[0].removesuffix(": skipped") + more)
     for line in skipped:
         if on_skip:

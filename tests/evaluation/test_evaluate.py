@@ -203,6 +203,40 @@ def test_an_image_too_small_to_score_is_skipped_with_a_note(model_path, folder, 
     assert set(strict_json(tmp_path / "s.json")["Tiny"]["clean"]["images"]) == {"im0", "im1"}
 
 
+def test_an_unreadable_image_is_skipped_with_a_note_and_the_others_scored(model_path, tmp_path):
+    folder = tmp_path / "Mixed"
+    folder.mkdir()
+    for i in range(2):
+        Image.fromarray(photo_array(64, 64, seed=i)).save(folder / f"im{i}.png")
+    (folder / "zero.png").write_bytes(b"")
+    result = run_evaluate(folder, "--model", model_path, "--json", tmp_path / "s.json")
+    assert result.exit_code == 0, result.output
+    note = [line for line in result.output.splitlines() if "zero.png" in line]
+    assert len(note) == 1 and note[0].startswith("note: ") and note[0].endswith("not an image: skipped"), note
+    assert "Mixed (2 images)" in result.output and "Traceback" not in result.output
+    assert set(strict_json(tmp_path / "s.json")["Mixed"]["clean"]["images"]) == {"im0", "im1"}
+
+
+def test_evaluate_folder_reports_unreadable_and_too_small_images_through_on_skip(model_path, folder):
+    (folder / "zero.png").write_bytes(b"")
+    Image.fromarray(photo_array(9, 10)).save(folder / "tiny.png")
+    notes: list[str] = []
+    results = protocol.evaluate_folder(folder, {"tiny": Upscaler(model_path, device="cpu")}, on_skip=notes.append)
+    assert [r.name for r in results["clean"]] == ["im0", "im1"]
+    assert sorted(note.split(": ")[0].rsplit("/", 1)[-1] for note in notes) == ["tiny.png", "zero.png"]
+    assert all(note.endswith(": skipped") for note in notes)
+
+
+def test_a_folder_with_no_scoreable_image_is_one_error_line_naming_one(model_path, tmp_path):
+    folder = tmp_path / "Nothing"
+    folder.mkdir()
+    (folder / "zero.png").write_bytes(b"")
+    Image.fromarray(photo_array(9, 10)).save(folder / "tiny.png")
+    result = run_evaluate(folder, "--model", model_path, "--json", tmp_path / "s.json")
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    assert len(result.output.strip().splitlines()) == 1 and "1 more images that cannot be scored" in result.output
+    assert not (tmp_path / "s.json").exists()
+
 def test_a_folder_that_does_not_exist_is_a_usage_error(model_path, tmp_path):
     result = run_evaluate(tmp_path / "Set5", "--model", model_path)
     assert result.exit_code == 2 and "Set5" in result.output and "Traceback" not in result.output
