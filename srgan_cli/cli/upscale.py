@@ -80,10 +80,11 @@ class Tally:
     ignored: int = 0
 
     def summary(self) -> str:
-        """'3 done, 1 skipped, 0 failed (2 other files in folders ignored)'."""
+        """'3 done, 1 skipped, 0 failed (2 other files in folders ignored: not images, or earlier outputs)'."""
         counts = self.counts
         line = f"{counts['done']} done, {counts['skipped']} skipped, {counts['failed']} failed"
-        return line + (f" ({self.ignored} other files in folders ignored)" if self.ignored else "")
+        return line + (f" ({self.ignored} other files in folders ignored: not images, or earlier outputs)"
+                       if self.ignored else "")
 
 
 class Reporter:
@@ -178,6 +179,8 @@ def _run(inputs: list[Path], settings: UpscaleSettings, options: Options, suffix
         info_line(f"removed {removed} stale temporary files (.part) left by killed runs", quiet)
     with make_progress(quiet or as_json, RateColumn("MP/s", 1e-6)) as progress:
         reporter = Reporter(progress, as_json, quiet, tally)
+        for outcome in batch.missing_inputs(inputs):
+            reporter(outcome)
         batch.run_batch(jobs, upscaler.upscale_photo, options, reporter, reporter.on_window, reporter.on_plan)
 
 
@@ -221,6 +224,8 @@ def upscale(
                            outscale=outscale, precision=precision, degrid=degrid)
     options = batch.Options(out=output, fmt=format, quality=quality, overwrite=overwrite,
                             skip_existing=skip_existing, max_pixels=max_pixels)
+    if suffix is not None:
+        options.suffix = suffix
     if format:
         run_or_exit(parse_format, format)
     run_or_exit(batch.check_inputs, inputs, options)

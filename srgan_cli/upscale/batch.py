@@ -18,8 +18,8 @@ from srgan_cli.upscale import files, formats, imaging
 from srgan_cli.upscale.imaging import Photo
 from srgan_cli.upscale.jobs import Job, Options, check_inputs, collect_jobs, parse_shard, scale_suffix, shard_jobs
 
-__all__ = ["Job", "Options", "Outcome", "check_inputs", "clean_stale_parts", "collect_jobs", "parse_shard",
-           "plan", "precheck", "run_batch", "scale_suffix", "shard_jobs"]
+__all__ = ["Job", "Options", "Outcome", "check_inputs", "clean_stale_parts", "collect_jobs", "missing_inputs",
+           "parse_shard", "plan", "precheck", "run_batch", "scale_suffix", "shard_jobs"]
 
 OnWindow = Callable[[int], object]
 UpscaleStep = Callable[[Photo, "OnWindow | None"], Photo]  # e.g. Upscaler.upscale_photo
@@ -66,6 +66,9 @@ def precheck(job: Job, options: Options, inputs: set[Path]) -> Outcome | None:
     """
     if job.target.resolve() in inputs:
         return Outcome(job, "failed", "output path is an input file: refusing to overwrite an input")
+    blocker = files.nearest_existing(job.target.parent)
+    if not blocker.is_dir():
+        return Outcome(job, "failed", f"cannot write {job.target}: {blocker} is a file, not a folder")
     if job.target.exists() and not options.overwrite:
         return _exists(job, options)
     return None
@@ -74,19 +77,27 @@ def precheck(job: Job, options: Options, inputs: set[Path]) -> Outcome | None:
 def plan(jobs: Sequence[Job], options: Options) -> tuple[list[Job], list[Outcome]]:
     """(the jobs to run, the outcomes of those ended before any work: existing outputs, clashes, inputs as outputs)."""
     inputs = {j.source.resolve() for j in jobs}
-    targets: dict[Path, int] = {}
+    sources: dict[Path, list[Path]] = {}
     for job in jobs:
-        targets[job.target.resolve()] = targets.get(job.target.resolve(), 0) + 1
+        sources.setdefault(job.target.resolve(), []).append(job.source)
     todo: list[Job] = []
     ended: list[Outcome] = []
     for job in jobs:
-        early = Outcome(job, "failed", "another input maps to the same output") \
-            if targets[job.target.resolve()] > 1 else precheck(job, options, inputs)
+        others = [str(source) for source in sources[job.target.resolve()] if source != job.source]
+        early = Outcome(job, "failed", f"{', '.join(others)} maps to the same output {job.target}: rename one, or "
+                        "use --format or --suffix") if others else precheck(job, options, inputs)
         if early:
             ended.append(early)
         else:
             todo.append(job)
     return todo, ended
+
+
+def missing_inputs(inputs: Sequence[Path]) -> list[Outcome]:
+    """A failed Outcome for each input that does not exist (the others go on; `check_inputs` refuses a run of
+    nothing but missing ones)."""
+    return [Outcome(Job(path, path, formats.FALLBACK_FORMAT), "failed", "no such file or folder")
+            for path in map(Path, inputs) if not path.exists()]
 
 
 def clean_stale_parts(jobs: Sequence[Job]) -> int:

@@ -111,7 +111,7 @@ def write_atomic(data: bytes, path: str | Path, overwrite: bool = True) -> None:
         OSError: the file cannot be written.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    make_folder(path.parent)
     fd, name = tempfile.mkstemp(prefix=f".{path.name}.srgan-{host_tag()}-{os.getpid()}-", suffix=".part",
                                 dir=path.parent)
     tmp = Path(name)
@@ -123,6 +123,20 @@ def write_atomic(data: bytes, path: str | Path, overwrite: bool = True) -> None:
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+
+
+def make_folder(folder: Path) -> None:
+    """Make `folder` and its missing parents.
+
+    Raises:
+        NotADirectoryError: it, or a parent of it, is a file (mkdir may say FileExistsError, which must never read
+            as "the output exists").
+    """
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except (FileExistsError, NotADirectoryError):
+        blocker = nearest_existing(folder)
+        raise NotADirectoryError(errno.ENOTDIR, f"{blocker} is a file, not a folder", str(folder)) from None
 
 
 def _pid_alive(pid: int) -> bool:
@@ -165,7 +179,8 @@ def remove_stale_parts(folder: str | Path) -> int:
     return removed
 
 
-def _nearest_existing(path: Path) -> Path:
+def nearest_existing(path: Path) -> Path:
+    """`path` itself if it exists, else its nearest existing parent."""
     while not path.exists() and path != path.parent:
         path = path.parent
     return path
@@ -189,7 +204,7 @@ def check_writable(path: str | Path, folder: bool = False) -> None:
         raise SrganError(f"cannot write {path}: it is a folder")
     if folder and path.exists() and not path.is_dir():
         raise SrganError(f"cannot write into {path}: it is a file, not a folder")
-    existing = _nearest_existing(path if folder else path.parent)
+    existing = nearest_existing(path if folder else path.parent)
     if not existing.is_dir():
         raise SrganError(f"cannot write {path}: {existing} is a file, not a folder")
     try:

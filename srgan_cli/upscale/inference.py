@@ -26,7 +26,14 @@ from srgan_cli.upscale.degrid import degrid_sigma, degridded
 from srgan_cli.upscale.imaging import Photo
 from srgan_cli.upscale.pixels import bleed_transparent, finisher, pad_to_min, resize_photo, resize_plane
 from srgan_cli.upscale.precision import check_precision, open_model
-from srgan_cli.upscale.session import auto_tile, is_out_of_memory, parse_device, shrink_options, tile_budget
+from srgan_cli.upscale.session import (
+    auto_tile,
+    available_memory,
+    is_out_of_memory,
+    parse_device,
+    shrink_options,
+    tile_budget,
+)
 from srgan_cli.upscale.tiling import DEFAULT_PAD, TileOutOfMemory, default_tile, self_ensemble, upscale_retrying
 
 __all__ = ["Upscaler", "UpscaleSettings", "bleed_transparent", "resize_photo", "resize_plane"]
@@ -218,6 +225,7 @@ class Upscaler:
             SrganError: as `upscale_array`, or the result does not fit in memory.
         """
         outscale = outscale or self.settings.outscale
+        self._check_fits(photo, outscale or self.scale)
         top, notes = photo.max_value, list(photo.notes)
         rgb = photo.color.astype(np.float32) / top
         if rgb.shape[2] == 1:
@@ -231,10 +239,23 @@ class Upscaler:
             self.release_memory()
             return resize_photo(result, outscale / self.scale) if outscale and outscale != self.scale else result
         except MemoryError:
-            width, height = photo.size
-            final = (outscale or self.scale) * (outscale or self.scale) * width * height
-            raise SrganError(f"out of memory: the {width}x{height} photo upscaled is {final / 1e6:,.0f} megapixels, "
-                             f"about {final * 4 * photo.color.itemsize / 1e9:.1f} GB") from None
+            raise SrganError(_too_big(photo, outscale or self.scale)) from None
+
+    def _check_fits(self, photo: Photo, final_scale: float) -> None:
+        """Refuse, before any work, a result that cannot fit in this machine's free memory (e.g. a huge --outscale),
+        rather than let the system's out-of-memory killer end the process.
+
+        Raises:
+            SrganError: it cannot fit.
+        """
+        width, height = photo.size
+        planes = photo.color.shape[2] + (photo.alpha is not None)
+        model_bytes = self.scale * self.scale * width * height * planes * photo.color.itemsize
+        final_bytes = 0 if final_scale == self.scale else \
+            final_scale * final_scale * width * height * (planes * photo.color.itemsize + 8)  # + the float planes
+        available = available_memory()
+        if model_bytes + final_bytes > available:
+            raise SrganError(f"{_too_big(photo, final_scale)}, more than the {available / 1e9:.1f} GB of memory free")
 
     def release_memory(self) -> None:
         """Give the arena's buffers back to the system (between images: keeps the peak of a batch low)."""
@@ -293,6 +314,14 @@ class Upscaler:
         except OSError as err:
             raise SrganError(f"cannot write {target}: {err.strerror or err}") from None
         return result.notes + notes
+
+
+def _too_big(photo: Photo, final_scale: float) -> str:
+    """'out of memory: the WxH photo upscaled is N megapixels, about G GB'."""
+    width, height = photo.size
+    final = final_scale * final_scale * width * height
+    return (f"out of memory: the {width}x{height} photo upscaled is {final / 1e6:,.0f} megapixels, "
+            f"about {final * 4 * photo.color.itemsize / 1e9:.1f} GB")
 
 
 def _first_line(err: BaseException) -> str:

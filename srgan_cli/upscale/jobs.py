@@ -6,6 +6,7 @@ its own outputs for inputs.
 
 from __future__ import annotations
 
+import re
 import zlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -92,18 +93,38 @@ def check_inputs(inputs: Sequence[str | Path], options: Options) -> None:
     Raises:
         UsageError: a missing input, a file name for several inputs or a folder, or a file format srgan cannot write.
     """
-    for given in map(Path, inputs):
-        if not given.exists():
-            raise UsageError(f"{given}: no such file or folder")
+    _check_paths(inputs, options)
+    existing = [Path(given) for given in inputs if Path(given).exists()]
+    if not existing:
+        raise UsageError(f"{inputs[0]}: no such file or folder")
     out = options.out
     if out is None or not _output_is_a_file(out):
         return
     if len(inputs) != 1 or not Path(inputs[0]).is_file():
         what = f"there are {len(inputs)} inputs" if len(inputs) != 1 else "the input is a folder"
         raise UsageError(f"-o {out}: names a file, but {what}: give a folder instead")
-    if formats.native_format(out.suffix) is None:
+    _check_output_file(out, options.fmt)
+
+
+def _check_paths(inputs: Sequence[str | Path], options: Options) -> None:
+    """No '-' for a standard stream, and a --suffix that stays a part of a file name."""
+    if any(str(given) == "-" for given in inputs) or str(options.out) == "-":
+        raise UsageError("'-': srgan reads and writes files, not standard input or output: give a path")
+    if not options.suffix or any(sep in options.suffix for sep in ("/", "\\", "\0")) or options.suffix in (".", ".."):
+        raise UsageError(f"--suffix {options.suffix!r}: use a non-empty part of a file name, without '/' or '\\'")
+
+
+def _check_output_file(out: Path, fmt: str | None) -> None:
+    """`-o FILE` names an image srgan writes, in the format --format asks for (if it does)."""
+    native = formats.native_format(out.suffix)
+    if native is None and out.is_file() and not out.suffix:
+        raise UsageError(f"-o {out}: an existing file: give a folder, or an image file name such as {out}.png")
+    if native is None:
         suffixes = ", ".join(s for row in formats.WRITE_FORMATS for s in row.suffixes)
         raise UsageError(f"-o {out}: srgan cannot write '{out.suffix[1:].lower()}' images: use {suffixes}")
+    if fmt and formats.parse_format(fmt) != native:
+        raise UsageError(f"-o {out}: the name says {native.name} but --format says {fmt}: give one of them, or "
+                         "make them agree")
 
 
 def _file_job(source: Path, options: Options) -> Job:
@@ -116,6 +137,20 @@ def _file_job(source: Path, options: Options) -> Job:
     return _named(source, out, options)
 
 
+def _earlier_outputs(images: Sequence[Path], suffix: str) -> set[Path]:
+    """The images that an earlier run made from an image beside them: `<stem>_x<scale>.<ext>` (any format, any
+    default suffix, chains like `a_x4_x2.png`) or `<stem><suffix>.<ext>`, where an image `<stem>.*` is in the same
+    folder. A photo whose name only looks like an output (no such image beside it) stays an input."""
+    stems = {(path.parent, path.stem) for path in images}
+    pattern = re.compile(rf"^(?P<stem>.+?)(?:_x\d+(?:\.\d+)?|{re.escape(suffix)})$")
+    earlier = set()
+    for path in images:
+        match = pattern.match(path.stem)
+        if match and (path.parent, match["stem"]) in stems:
+            earlier.add(path)
+    return earlier
+
+
 def _inside(path: Path, folder: Path) -> bool:
     return path == folder or folder in path.parents
 
@@ -123,6 +158,9 @@ def _inside(path: Path, folder: Path) -> bool:
 def _folder_jobs(given: Path, options: Options) -> tuple[list[Job], int]:
     """Jobs of the images under `given`, leaving out the output tree when it lies inside it."""
     images, others = imaging.scan_folder(given)
+    earlier = _earlier_outputs(images, options.suffix)
+    images = [path for path in images if path not in earlier]
+    others += len(earlier)
     root = given.resolve()
     out_tree = options.out.resolve() if options.out else None
     if out_tree is not None and not (out_tree != root and _inside(out_tree, root)):
@@ -158,7 +196,7 @@ def collect_jobs(inputs: Sequence[str | Path], options: Options,
     """
     check_inputs(inputs, options)
     jobs, skipped = [], 0
-    for given in map(Path, inputs):
+    for given in (Path(given) for given in inputs if Path(given).exists()):
         if given.is_file():
             jobs.append(_file_job(given, options))
             continue
@@ -167,9 +205,21 @@ def collect_jobs(inputs: Sequence[str | Path], options: Options,
             on_empty(given)
         jobs += found
         skipped += others
+    jobs = _once_each(jobs)
     written_by = {job.target.resolve(): job.source for job in jobs}
     fresh = [job for job in jobs if written_by.get(job.source.resolve(), job.source) == job.source]
     return fresh, skipped + len(jobs) - len(fresh)
+
+
+def _once_each(jobs: Sequence[Job]) -> list[Job]:
+    """The jobs with each input file once (given twice, or by a file and its folder: the first spelling wins)."""
+    seen: set[Path] = set()
+    unique = []
+    for job in jobs:
+        if job.source.resolve() not in seen:
+            seen.add(job.source.resolve())
+            unique.append(job)
+    return unique
 
 
 def parse_shard(text: str) -> tuple[int, int]:
