@@ -122,7 +122,7 @@ def main() -> None:
     p.add_argument("--photo", type=Path, default=None, help="photo to crop/resize to 480x320 (default: synthetic)")
     p.add_argument("--threads", type=int, default=2, help="--threads of srgan upscale")
     p.add_argument("--tile", default="default", help="--tile of srgan upscale for both (default: each its own, "
-                                                     "256 for fp32 and 448 for int8)")
+                                                     "256 for fp32 and 400 for int8)")
     p.add_argument("--eval-root", type=Path, default=None, help="folder holding Set5/, Set14/, BSD100/")
     p.add_argument("--limit", type=int, default=None, help="at most this many images per evaluation set")
     p.add_argument("--no-niqe", action="store_true", help="skip NIQE (faster)")

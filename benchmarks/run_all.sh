@@ -7,6 +7,7 @@ PY=${PYTHON:-python}
 $PY efficiency.py
 $PY vs_tensorflow.py
 $PY tiling.py --sweep
+$PY tiling.py --precision int8 --sweep
 $PY folder.py
 $PY startup.py
 $PY scaling.py

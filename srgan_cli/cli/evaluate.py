@@ -20,7 +20,6 @@ from srgan_cli.cli.upscale import (
 )
 from srgan_cli.console import info_line, make_progress
 from srgan_cli.evaluation.degradations import SPEC_HELP
-from srgan_cli.upscale.tiling import DEFAULT_PAD
 
 if TYPE_CHECKING:
     from rich.table import Table
@@ -72,7 +71,7 @@ def evaluate(
     model: Annotated[list[Path] | None, typer.Option(help=f"ONNX model file(s) or shipped model name(s) ({SHIPPED}) to score (default: the shipped default); repeat to compare.", show_default=False)] = None,
     device: DeviceOption = "auto",
     tile: TileOption = "default",
-    tile_pad: TilePadOption = DEFAULT_PAD,
+    tile_pad: TilePadOption = None,
     degrid: DegridOption = None,
     degrade: Annotated[list[str] | None, typer.Option(metavar="<spec>", help=f"Damage the LR after the bicubic downscale, the same way for every run (repeat: one table each; 'clean': none; default: clean only). SPEC: {SPEC_HELP}.")] = None,
     niqe: Annotated[bool, typer.Option("--niqe", help="Also score NIQE (no reference, lower = more natural) for every method and the originals.")] = False,

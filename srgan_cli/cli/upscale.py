@@ -21,7 +21,7 @@ from srgan_cli.console import RateColumn, error_line, info_line, make_progress
 from srgan_cli.errors import UsageError
 from srgan_cli.upscale.formats import format_names, parse_format
 from srgan_cli.upscale.models import shipped_models
-from srgan_cli.upscale.tiling import DEFAULT_PAD, DEFAULT_TILE, INT8_CPU_TILE
+from srgan_cli.upscale.tiling import DEFAULT_PAD, DEFAULT_TILE, INT8_CPU_TILE, INT8_PAD
 
 if TYPE_CHECKING:
     from srgan_cli.upscale.batch import Job, Options, Outcome
@@ -34,7 +34,8 @@ MODEL_HELP = (f"ONNX model file, or a shipped model by name ({SHIPPED}); default
 DeviceOption = Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N.")]
 TileOption = Annotated[str, typer.Option(help="Tile side in LR pixels, 0 for whole image, or auto.",
                                           show_default=f"{DEFAULT_TILE}; {INT8_CPU_TILE} for int8 on the CPU")]
-TilePadOption = Annotated[int, typer.Option(min=0, help="Context pixels per tile side.")]
+TilePadOption = Annotated[int | None, typer.Option(min=0, help="Context pixels per tile side.",
+                                                  show_default=f"{DEFAULT_PAD}; {INT8_PAD} for int8")]
 DegridOption = Annotated[bool | None, typer.Option(
     "--degrid/--no-degrid", show_default="as the model's metadata asks: the adversarial srgan_x4_real does",
     help="Take out the faint pattern that repeats with the input's pixel grid (see weights/README.md).")]
@@ -194,7 +195,7 @@ def upscale(
     device: DeviceOption = "auto",
     precision: Annotated[str, typer.Option(metavar="<auto|fp32|int8|fp16>", help=PRECISION_HELP)] = "auto",
     tile: TileOption = "default",
-    tile_pad: TilePadOption = DEFAULT_PAD,
+    tile_pad: TilePadOption = None,
     outscale: Annotated[float | None, typer.Option(min=0.01, help="Final scale if not the model's (e.g. 2, 3.5).")] = None,
     tta: Annotated[bool, typer.Option(help="Average the 8 flips/rotations (8x slower).")] = False,
     degrid: DegridOption = None,

@@ -34,7 +34,7 @@ from srgan_cli.upscale.session import (
     shrink_options,
     tile_budget,
 )
-from srgan_cli.upscale.tiling import DEFAULT_PAD, TileOutOfMemory, default_tile, self_ensemble, upscale_retrying
+from srgan_cli.upscale.tiling import TileOutOfMemory, default_pad, default_tile, self_ensemble, upscale_retrying
 
 __all__ = ["Upscaler", "UpscaleSettings", "bleed_transparent", "resize_photo", "resize_plane"]
 
@@ -50,8 +50,8 @@ class UpscaleSettings:
         model: ONNX file, a shipped model's name ('srresnet_x4'), or None for the shipped default.
         device: 'auto', 'cpu', 'cuda' or 'cuda:N'.
         tile: kept tile side in LR pixels; 0 runs the whole image; None sizes it from free memory; 'default':
-            256, or 448 for int8 on the CPU (the same memory, see `tiling.default_tile`).
-        tile_pad: context pixels on each side of a tile.
+            256, or 400 for int8 on the CPU (the same memory, see `tiling.default_tile`).
+        tile_pad: context pixels on each side of a tile; None: 16, or 40 for int8 (`tiling.default_pad`).
         tta: average the 8 flips/rotations (8x slower).
         alpha: 'bicubic' or 'model' upscaling of transparency.
         threads: CPU threads (None: the CPUs this process may use).
@@ -70,7 +70,7 @@ class UpscaleSettings:
     model: str | Path | None = None
     device: str = "auto"
     tile: int | Literal["default"] | None = "default"
-    tile_pad: int = DEFAULT_PAD
+    tile_pad: int | None = None
     tta: bool = False
     alpha: str = "bicubic"
     threads: int | None = None
@@ -114,6 +114,7 @@ class Upscaler:
         precision: the `precision.Choice` made: which file runs and why.
         contract: how the model is fed (input name, layout, value range, scale).
         tile: the kept tile side in LR pixels (sized from memory when the settings say None; 0: whole image).
+        tile_pad: the context pixels per tile side (by precision when the settings say None).
         tile_note: with the settings' tile None, one line saying what was picked and why (else empty).
         degrid_sigma: the grid suppression applied, in LR pixels (0.0: none).
 
@@ -124,7 +125,7 @@ class Upscaler:
 
     def __init__(self, model_path: str | Path | None = None, device: str = "auto",
                  tile: int | Literal["default"] | None = "default",
-                 tile_pad: int = DEFAULT_PAD, tta: bool = False, alpha: str = "bicubic", threads: int | None = None,
+                 tile_pad: int | None = None, tta: bool = False, alpha: str = "bicubic", threads: int | None = None,
                  scale: int | None = None, layout: str | None = None, value_range: str | None = None,
                  outscale: float | None = None, precision: str = "fp32", degrid: bool | None = None) -> None:
         self.settings = UpscaleSettings(
@@ -134,13 +135,15 @@ class Upscaler:
         self.session, self.device, self.precision = open_model(model_path, device, threads, precision)
         self.contract = read_contract(self.session, scale, layout, value_range)
         self.degrid_sigma = degrid_sigma(self.session, degrid)
+        self.tile_pad = default_pad(self.precision.precision) if tile_pad is None else tile_pad
         self.tile_note = ""
         if tile is not None:
             self.tile = default_tile(self.precision.precision, self.device) if tile == "default" else tile
         else:
             budget, source = tile_budget(self.device)
-            self.tile = auto_tile(tile_pad, budget, self.precision.precision)
-            self.tile_note = f"tile: auto -> {self.tile} LR px (windows of {self.tile + 2 * tile_pad} px; {source})"
+            self.tile = auto_tile(self.tile_pad, budget, self.precision.precision)
+            window = self.tile + 2 * self.tile_pad
+            self.tile_note = f"tile: auto -> {self.tile} LR px (windows of {window} px; {source})"
         self._release = shrink_options()
 
     @classmethod
@@ -206,7 +209,7 @@ class Upscaler:
         if sigma:
             run = degridded(run, self.scale, sigma)
         try:
-            return upscale_retrying(image, run, self.scale, self.tile, self.settings.tile_pad,
+            return upscale_retrying(image, run, self.scale, self.tile, self.tile_pad,
                                     finish=finisher(out_dtype, gray), on_window=on_window, notes=notes)
         except TileOutOfMemory as err:
             where = "" if self.device == "cpu" else f" on {self.device} (try --device cpu)"

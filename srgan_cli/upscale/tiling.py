@@ -14,9 +14,13 @@ from srgan_cli.errors import SrganError
 # (pad 8: 2.7/255), and 256-pixel tiles (288-pixel windows, about 1.5 GB) were the fastest of 128/192/256.
 DEFAULT_TILE = 256
 DEFAULT_PAD = 16
-# int8 windows take about 3.7 kB of RSS per LR pixel against fp32's 9.5 kB (benchmarks/README.md): 448-px tiles
-# (480-px windows) stay under the memory of fp32's 288-px windows, and int8 runs 15-20% faster on them than on 256.
-INT8_CPU_TILE = 448
+# int8 rounds each layer's activations, so a window edge's small change in context can flip a rounding step inside
+# the kept area: at pad 16 tiled int8 output differs from whole-image output by up to 4-6 levels, at 32 by 2, at 40
+# (the receptive field) by none (48 with degrid, within 1 at 40). fp32 stays within 1 level at pad 16.
+INT8_PAD = 40
+# int8 windows take about 3.7 kB of RSS per LR pixel against fp32's 9.5 kB (benchmarks/README.md): 400-px tiles with
+# their pad of 40 (480-px windows) stay under the memory of fp32's 288-px windows.
+INT8_CPU_TILE = 400
 MIN_TILE = 16  # out of memory on tiles this small: the tile is not the cause
 Run = Callable[[np.ndarray], np.ndarray]  # float32 (h, w, C) window -> float32 (h*scale, w*scale, C') result
 
@@ -116,6 +120,11 @@ class TileOutOfMemory(SrganError):
     def __init__(self, tile: int) -> None:
         super().__init__(f"out of memory running the model on {tile}-px windows")
         self.tile = tile
+
+
+def default_pad(precision: str) -> int:
+    """The tile pad used when none is given: INT8_PAD for int8 (exact tiles), else DEFAULT_PAD."""
+    return INT8_PAD if precision == "int8" else DEFAULT_PAD
 
 
 def default_tile(precision: str, device: str) -> int:

@@ -54,3 +54,23 @@ def test_shipped_int8_copy_draws_the_picture_of_its_fp32_model(int8):
 
 def test_the_default_ships_an_int8_copy():
     assert any(p.name == "srgan_x4_int8.onnx" for p in SHIPPED)
+
+
+def _wide_photo(rows: int = 64) -> np.ndarray:
+    """A strip of the example photos at their own resolution, 1651 LR px wide: the defaults tile it in 4 windows."""
+    from PIL import Image
+
+    examples = Path(__file__).resolve().parents[2] / "examples"
+    coffee, cat = (np.asarray(Image.open(examples / f"{name}.png").convert("RGB"), np.float32) / 255.0
+                   for name in ("coffee", "chelsea"))
+    return np.concatenate([coffee[:rows], cat[100:100 + rows], coffee[250:250 + rows]], axis=1)
+
+
+@pytest.mark.parametrize("int8", [p for p in SHIPPED if p.name == "srgan_x4_int8.onnx"], ids=["srgan_x4_int8"])
+def test_int8_tiles_at_the_defaults_match_the_whole_image(int8):
+    lr = _wide_photo()
+    tiled = Upscaler(int8, device="cpu", threads=1, precision="int8")
+    assert tiled.tile < lr.shape[1] and tiled.tile_pad >= 40  # the defaults really split this strip
+    whole = Upscaler(int8, device="cpu", threads=1, precision="int8", tile=0).upscale_array(lr, np.uint8)
+    difference = np.abs(tiled.upscale_array(lr, np.uint8).astype(int) - whole.astype(int))
+    assert difference.max() <= 1, (difference.max(), int((difference > 1).sum()))
