@@ -11,7 +11,7 @@ import time
 import warnings
 import zipfile
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -105,7 +105,7 @@ def train(plan: RunPlan, progress: Progress | None = None, strategy: Any = None)
     run, config = plan.run, plan.config
     strategy = strategy or make_strategy(config.strategy)
     worker = distributed.worker_of(strategy)
-    with workers.stop_on_lost_peer(worker, run):
+    with workers.stop_on_lost_peer(worker, run), run.lock() if worker.chief else nullcontext():
         return _train(plan, strategy, worker, progress)
 
 
@@ -120,6 +120,8 @@ def _train(plan: RunPlan, strategy: Any, worker: Worker, progress: Progress | No
     if plan.resume:
         state = load_checkpoint(run.checkpoint, trainer, set_aside=worker.chief)
         log.info("resuming at step %d", state.step)
+        if worker.chief:
+            run.truncate_log(state.step)
     elif config.init:
         init_generator(trainer, config.init)
     photos = patches.load_photos(config.data, config.hr_size)

@@ -8,15 +8,24 @@ import json
 import math
 import os
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from srgan_cli.errors import SrganError
+
+try:
+    import fcntl
+except ImportError:  # Windows: no advisory locks, runs are not guarded
+    fcntl = None  # type: ignore[assignment]
 
 LOG_FIELDS = ["step", "lr", "g_loss", "content_loss", "adv_loss", "d_loss", "val_psnr", "val_ssim", "seconds"]
 # the optional generator loss terms, logged weighted as f"{name}_term" when the run sets f"{name}_weight"
 EXTRA_TERMS = ("lattice", "lowfreq", "colour", "pixel", "overshoot", "ldl", "teacher")
 STATE_FILE = "state.json"  # inside each checkpoint folder, written last
+LOCK_FILE = ".lock"  # held (flock) by the process training in the run folder
 STEP_FOLDER = re.compile(r"step_(\d+)")  # checkpoint/step_0000500/: complete; with a suffix (.tmp, .del, .bad): not
 LEGACY_SUFFIXES = ("", ".old", ".tmp")  # before numbered folders: checkpoint/ itself, checkpoint.old, checkpoint.tmp
 
@@ -99,6 +108,59 @@ class RunFolder:
 
     def create(self) -> None:
         self.samples.mkdir(parents=True, exist_ok=True)
+
+    @contextmanager
+    def lock(self) -> Iterator[None]:
+        """Hold the run folder for one training process (an advisory flock on .lock, gone with the process).
+
+        Raises:
+            SrganError: another process holds it (naming its pid), or the folder cannot be made.
+        """
+        made = not self.root.exists()
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+            handle = open(self.root / LOCK_FILE, "a+")  # noqa: SIM115  (held open until the run ends)
+        except OSError as err:
+            raise SrganError(f"cannot write the run folder {self.root}: {err.strerror or err}") from None
+        try:
+            with handle:
+                yield from self._hold(handle)
+        finally:
+            if made and [p.name for p in self.root.iterdir()] == [LOCK_FILE]:  # a run that failed before writing
+                (self.root / LOCK_FILE).unlink()
+                self.root.rmdir()
+
+    def _hold(self, handle: Any) -> Iterator[None]:
+        """Take the flock on the open .lock file `handle`, write this pid into it, and hold it while suspended."""
+        if fcntl is not None:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                handle.seek(0)
+                holder = handle.read().strip() or "?"
+                raise SrganError(f"{self.root} is in use by another srgan train (pid {holder}): wait for it to end "
+                                 "or stop it, then --resume") from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(f"{os.getpid()}\n")
+        handle.flush()
+        yield
+
+    def truncate_log(self, step: int) -> None:
+        """Drop the log.csv rows after `step` (a run resumed from an older checkpoint logs those steps again)."""
+        if not self.csv.is_file():
+            return
+        with self.csv.open(newline="") as f:
+            rows = list(csv.reader(f))
+        kept = rows[:1] + [row for row in rows[1:] if row and row[0].isdigit() and int(row[0]) <= step]
+        if len(kept) == len(rows):
+            return
+
+        def save(path: Path) -> None:
+            with path.open("w", newline="") as f:
+                csv.writer(f).writerows(kept)
+
+        write_atomically(save, self.csv)
 
     def generator_file(self, which: str = "best", suffix: str = ".weights.h5") -> Path:
         """The best generator by validation PSNR (when the run kept one) or the latest."""

@@ -1,5 +1,6 @@
 """Validation during training: the protocol's (optionally damaged) LR pairs, Y-PSNR/SSIM, and sample triptychs."""
 
+import logging
 import math
 
 import numpy as np
@@ -7,9 +8,11 @@ from PIL import Image
 
 from srgan_cli.errors import SrganError
 from srgan_cli.evaluation import degradations
-from srgan_cli.evaluation.evaluate import damaged_lr, load_hr
+from srgan_cli.evaluation.evaluate import TooSmall, Unreadable, damaged_lr, load_hr
 from srgan_cli.evaluation.metrics import psnr_y, ssim_y
 from srgan_cli.training import patches
+
+log = logging.getLogger("srgan")
 
 
 def load_validation(folder, scale=4, damage=""):
@@ -20,12 +23,17 @@ def load_validation(folder, scale=4, damage=""):
             per spec, so the best generator is the best on the inputs the run is meant for.
     """
     specs = [degradations.parse_spec(s) if s.strip() != "clean" else () for s in damage.split(";")] if damage else [()]
-    pairs = []
+    pairs, skipped = [], []
     for path in patches.find_photos(folder):
-        hr = load_hr(path, scale)
+        try:
+            hr = load_hr(path, scale)
+        except (TooSmall, Unreadable) as err:  # skipped like the training photos, not a reason to stop the run
+            skipped.append(str(err))
+            log.warning("validation: %s: skipped", err)
+            continue
         pairs.extend((damaged_lr(hr, scale, steps, path.stem), hr) for steps in specs)
     if not pairs:
-        raise SrganError(f"{folder}: no validation images")
+        raise SrganError(f"{folder}: no validation images" + (f" that can be scored ({skipped[0]})" if skipped else ""))
     return pairs
 
 
