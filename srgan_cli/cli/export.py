@@ -52,6 +52,7 @@ def export(
     calibration_degrade: Annotated[list[str] | None, typer.Option(help="With --int8, repeatable: also calibrate on LR damaged by this srgan evaluate --degrade spec (e.g. jpeg:75), photos taking turns with clean LR; for models made for damaged photos.", show_default=False)] = None,
     float_conv: Annotated[list[str] | None, typer.Option(help="With --int8, repeatable: a conv kept in float32 (conv:I, the I-th in graph order, negative from the end; first; last; or a node name). Default: conv:0, conv:1, conv:-4 and conv:-3, the sensitive ones of an SRResNet.", show_default=False)] = None,
     degrid: Annotated[float, typer.Option(min=0.0, max=4.0, metavar="SIGMA", help="Record in the metadata that srgan upscale should take the LR-grid pattern out of this model's results, with this sigma in LR pixels (1.5 for an adversarial model with a grid score over 7 dB; see weights/README.md); 0: not. An int8 copy of an .onnx keeps that file's.")] = 0.0,
+    overwrite: Annotated[bool, typer.Option(help="Replace an existing output file (never a file of SOURCE or --reference).")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q")] = False,
 ):
     """Convert a trained generator to ONNX, verified against Keras before it is written (--int8: also quantized)."""
@@ -60,19 +61,22 @@ def export(
     run_or_exit(_check_int8_options, int8, fp16, int8_only)
     run_or_exit(_check_degrid, source, int8, degrid)
     target = output or _default_output(source, int8)
+    from srgan_cli.training.export import check_output  # light: TensorFlow loads later
+
     run_or_exit(check_writable, target)  # before the minutes of conversion, not after
+    run_or_exit(check_output, target, [source, reference], overwrite)
     if int8:
         recipe = {"last_conv": last_conv.value, "fp32_stream": stream is Stream.float, "percentile": percentile,
                   "tiers": tiers, "damage": tuple(calibration_degrade or ())}
         if float_conv:
             recipe["exclude"] = tuple(float_conv)
         run_or_exit(_export_int8, source, target, which.value, calibration, check_photos, max_drop, recipe, quiet,
-                    reference, degrid)
+                    reference, degrid, overwrite)
         return
     quiet_tensorflow()
     from srgan_cli.training.export import export as export_model
 
-    result = run_or_exit(export_model, source, target, which.value, fp16, degrid)
+    result = run_or_exit(export_model, source, target, which.value, fp16, degrid, overwrite)
     info_line(f"wrote {target}: max |onnx - keras| = {result['max_abs_diff']:.2e} "
               f"(tolerance {result['tolerance']:g}), {result['nodes']} nodes", quiet)
 
@@ -93,7 +97,8 @@ def _check_int8_options(int8: bool, fp16: bool, int8_only: dict[str, Any]) -> No
         int8_only: the values of the options that go with --int8 only, by flag ('--calibration': None, ...).
 
     Raises:
-        UsageError: --int8 with --fp16, --int8 without a calibration folder, or its options without --int8.
+        UsageError: --int8 with --fp16, --int8 without a calibration folder, its options without --int8, or a photo
+            folder that is not one or holds no photo.
     """
     if not int8:
         if any(int8_only.values()):
@@ -107,9 +112,27 @@ def _check_int8_options(int8: bool, fp16: bool, int8_only: dict[str, Any]) -> No
     if reference is not None and (reference.suffix != ".onnx" or not reference.is_file()):
         raise UsageError(f"--reference {reference}: not an .onnx file")
     for flag in ("--calibration", "--check-photos"):
-        folder = int8_only[flag]
-        if folder is not None and not folder.is_dir():
-            raise UsageError(f"{flag} {folder}: not a folder")
+        _check_photo_folder(flag, int8_only[flag])
+
+
+def _check_photo_folder(flag: str, folder: Path | None) -> None:
+    """A photo folder option, before the minutes of calibration: a folder with photos in it (or not given).
+
+    Args:
+        flag: the option, for the message.
+        folder: its value.
+
+    Raises:
+        UsageError: `folder` is not a folder or holds no photo.
+    """
+    from srgan_cli.training.patches import find_photos
+
+    if folder is None:
+        return
+    if not folder.is_dir():
+        raise UsageError(f"{flag} {folder}: not a folder")
+    if not find_photos(folder):
+        raise UsageError(f"{flag} {folder}: no photos in it")
 
 
 def _check_degrid(source: Path, int8: bool, degrid: float) -> None:
@@ -120,8 +143,9 @@ def _check_degrid(source: Path, int8: bool, degrid: float) -> None:
 
 def _export_int8(source: Path, output: Path, which: str, calibration: Path, check_photos: Path | None,
                  max_drop: float, recipe_options: dict[str, Any], quiet: bool, reference: Path | None = None,
-                 degrid: float = 0.0) -> None:
-    """Quantize `source` (an fp32 .onnx, or a generator exported to fp32 first), check it, write it.
+                 degrid: float = 0.0, overwrite: bool = False) -> None:
+    """Quantize `source` (an fp32 .onnx, or a generator exported to fp32 first), check it, write it (over an existing
+    file only with `overwrite`).
 
     Raises:
         SrganError: the export, the quantization or the check fails; nothing is written then.
@@ -147,7 +171,7 @@ def _export_int8(source: Path, output: Path, which: str, calibration: Path, chec
         elif not source.is_file():
             raise SrganError(f"{source}: no such ONNX file")
         report = quantize_model(fp32, output, calibration, recipe, check_photos=held_out, refuse=max_drop,
-                                reference=reference)
+                                reference=reference, overwrite=overwrite)
     check = report.check or {}
     info_line(f"wrote {output}: int8 ({len(report.float_convs)} convs kept in float32), Y-PSNR {check['int8_psnr']:.2f} "
               f"dB vs fp32 {check['fp32_psnr']:.2f} dB ({check['reference']}) on {check['photos']} photos ({check['folder']}; drop "

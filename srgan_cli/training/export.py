@@ -1,33 +1,108 @@
-"""Export a trained generator to ONNX (tf2onnx): [0,1] NHWC contract, named dims, metadata, verified against Keras."""
+"""Export a trained generator to ONNX (tf2onnx): [0,1] NHWC contract, named dims, metadata, verified against Keras.
+
+TensorFlow, Keras and ONNX are imported inside the functions that need them: the output checks (`check_output`) run
+before any of them loads.
+"""
 
 import json
+import os
 from pathlib import Path
 
-import keras
 import numpy as np
-import tensorflow as tf
-from onnx import helper, numpy_helper
 
-from srgan_cli.errors import SrganError
-from srgan_cli.training import archs
+from srgan_cli.errors import SrganError, UsageError
 from srgan_cli.training.config import TrainConfig
-from srgan_cli.training.layers import Rescale
-from srgan_cli.training.runfolder import RunFolder
-from srgan_cli.upscale.imaging import write_atomic
+from srgan_cli.training.runfolder import STEP_FOLDER, RunFolder
+from srgan_cli.upscale.files import write_atomic
 
 OPSET = 17
 TOLERANCE = {False: 1e-4, True: 2e-2}  # fp32, fp16 weights
 CHECK_SHAPES = ((1, 23, 37, 3), (2, 31, 18, 3))
+GENERATOR_SUFFIXES = (".keras", ".h5")  # the saved generators whose config.json lies near them
+
+
+def config_candidates(path):
+    """Where the config.json of a saved generator may lie, in order of preference.
+
+    Args:
+        path (Path): a .keras or .weights.h5 file.
+
+    Returns:
+        list[Path]: `stem.config.json` beside it, its folder's config.json, the folder above's, and for a checkpoint
+        (RUN/checkpoint/step_N/) the run's.
+    """
+    stem = path.name.removesuffix(".weights.h5").removesuffix(".keras")
+    folder = path.parent
+    found = [folder / f"{stem}.config.json", folder / "config.json", folder.parent / "config.json"]
+    if folder.parent.name == "checkpoint" and STEP_FOLDER.fullmatch(folder.name):
+        found.append(folder.parent.parent / "config.json")
+    return found
 
 
 def _config_near(path):
-    """The config.json of a saved generator: `stem.config.json` beside it, or its run folder's."""
-    stem = path.name.removesuffix(".weights.h5").removesuffix(".keras")
-    folder = path.parent
-    for candidate in (folder / f"{stem}.config.json", folder / "config.json", folder.parent / "config.json"):
+    """The config.json of a saved generator (the first of `config_candidates` that exists), or None."""
+    for candidate in config_candidates(path):
         if candidate.is_file():
             return TrainConfig.load(candidate)
     return None
+
+
+def source_files(source):
+    """The files of an export source that its output must never replace.
+
+    Args:
+        source (str | Path): a run folder, a .keras or .weights.h5 file, or an .onnx file.
+
+    Returns:
+        list[Path]: every file of a run folder but earlier ONNX exports; else the file and its config.json.
+    """
+    path = Path(source)
+    if path.is_dir():
+        return [f for f in path.rglob("*") if f.is_file() and f.suffix != ".onnx"]
+    near = config_candidates(path) if path.suffix in GENERATOR_SUFFIXES else []
+    return [f for f in (path, *near) if f.is_file()]
+
+
+def check_output(output, sources, overwrite=False):
+    """Refuse, before any work, an output that would replace a source file (always) or any file (unless `overwrite`).
+
+    Args:
+        output (str | Path): the ONNX file to write.
+        sources (Iterable[str | Path | None]): what the export reads: run folders or files (None: ignored).
+        overwrite (bool): replace an existing output that is not a source file.
+
+    Raises:
+        UsageError: `output` is a file of a source (compared as files: symlinks and hard links included).
+        SrganError: `output` exists and `overwrite` is False.
+    """
+    output = Path(output)
+    if not os.path.lexists(output):
+        return
+    for source in filter(None, sources):
+        if output.exists() and any(os.path.samefile(output, f) for f in source_files(source)):
+            what = "the input" if os.path.samefile(output, source) else "a file of the input"
+            raise UsageError(f"{output}: is {what} {source}; refusing to replace it, choose another --output")
+    if not overwrite:
+        raise SrganError(f"{output}: output exists (use --overwrite to replace it)")
+
+
+def write_output(data, output, overwrite=False):
+    """Install `data` at `output` atomically (never a partial file).
+
+    Args:
+        data (bytes): the serialized model.
+        output (str | Path): where it goes.
+        overwrite (bool): replace an existing file; False: never, even one that appeared while exporting.
+
+    Raises:
+        SrganError: `output` exists (and not `overwrite`) or cannot be written; nothing written then.
+    """
+    try:
+        write_atomic(data, output, overwrite=overwrite)
+    except FileExistsError:
+        raise SrganError(f"{output}: appeared while exporting; not replaced (use --overwrite to replace it)") from None
+    except OSError as err:
+        raise SrganError(f"cannot write {output}: {err.strerror or err}") from None
 
 
 def load_generator(source, which="best"):
@@ -50,16 +125,39 @@ def load_generator(source, which="best"):
     config = _config_near(path)
     try:
         if path.suffix == ".keras":
-            loaded = keras.saving.load_model(path, safe_mode=True, compile=False)
-            return _float32_copy(loaded, config), config, state
+            return _float32_copy(_load_keras(path), config), config, state
         if config is None:
             raise SrganError(f"{path}: a .weights.h5 needs the run's config.json (or "
                              f"{path.name.removesuffix('.weights.h5')}.config.json) beside it")
+        from srgan_cli.training import archs
+
         generator = archs.build_generator(config.arch, config.arch_params)
         generator.load_weights(path)
         return generator, config, state
     except (OSError, ValueError, KeyError, TypeError) as err:
         raise SrganError(f"{path}: cannot load the generator ({str(err).splitlines()[0][:160]})") from None
+
+
+def _load_keras(path):
+    """The model of a .keras file (Keras itself says "File not found" of a truncated or corrupt one).
+
+    Args:
+        path (Path): an existing .keras file.
+
+    Raises:
+        SrganError: it is not a complete .keras archive, or Keras cannot rebuild the model from it.
+    """
+    import zipfile
+
+    import keras
+
+    if not zipfile.is_zipfile(path):
+        raise SrganError(f"{path}: cannot be read as a Keras model (not a complete .keras zip archive)")
+    try:
+        return keras.saving.load_model(path, safe_mode=True, compile=False)
+    except (zipfile.BadZipFile, EOFError, OSError, ValueError, KeyError, TypeError) as err:
+        detail = str(err).splitlines()[0][:160] if str(err) else type(err).__name__
+        raise SrganError(f"{path}: cannot be read as a Keras model ({detail})") from None
 
 
 def _float32_copy(model, config):
@@ -68,6 +166,8 @@ def _float32_copy(model, config):
         return model
     if config is None:
         raise SrganError(f"{model.name}: a mixed-precision .keras file needs its run's config.json beside it")
+    from srgan_cli.training import archs
+
     clean = archs.build_generator(config.arch, config.arch_params)
     clean.set_weights(model.get_weights())
     return clean
@@ -75,6 +175,8 @@ def _float32_copy(model, config):
 
 def fast_variant(generator, config):
     """The same function as the architecture's faster export variant, when it has one and the config is known."""
+    from srgan_cli.training import archs
+
     if config is None or not archs.has_fast_variant(config.arch):
         return generator
     fast = archs.build_generator(config.arch, config.arch_params, fast=True)
@@ -84,6 +186,10 @@ def fast_variant(generator, config):
 
 def with_unit_range(generator):
     """Wrap the tanh generator so it maps [0,1] LR to clipped [0,1] SR (the plain consumer contract)."""
+    import keras
+
+    from srgan_cli.training.layers import Rescale
+
     lr = keras.Input((None, None, 3), name="lr")
     sr = Rescale(0.5, 0.5, clip=(0.0, 1.0), name="sr")(generator(lr))
     return keras.Model(lr, sr, name="srgan")
@@ -107,6 +213,7 @@ def to_onnx(model, scale=4):
     """tf2onnx conversion with a dynamic (batch, height, width) NHWC input named 'lr' and output 'sr'."""
     import logging
 
+    import tensorflow as tf
     import tf2onnx
 
     logging.getLogger("tf2onnx").setLevel(logging.ERROR)
@@ -124,6 +231,8 @@ def _producers(graph):
 
 def _prelu_match(add, producers, constants):
     """(x, alpha) if `add` ends tf2onnx's PReLU pattern Add(Relu(x), Mul(Relu(Neg(x)), -alpha)), else None."""
+    from onnx import numpy_helper
+
     pair = [producers.get(name) for name in add.input]
     if None in pair:
         return None
@@ -139,6 +248,8 @@ def _prelu_match(add, producers, constants):
 
 def fuse_prelu(onnx_model):
     """Replace tf2onnx's 5-node PReLU expansion by ONNX PRelu: same values, a third less peak memory in ORT."""
+    from onnx import helper, numpy_helper
+
     graph = onnx_model.graph
     producers, constants = _producers(graph), {t.name: t for t in graph.initializer}
     replaced, dropped = {}, set()
@@ -210,7 +321,7 @@ def _topological_sort(graph):
     graph.node.extend(ordered)
 
 
-def export(source, output, which="best", fp16=False, degrid=0.0):
+def export(source, output, which="best", fp16=False, degrid=0.0, overwrite=False):
     """Export a generator to a verified ONNX file.
 
     Args:
@@ -220,12 +331,18 @@ def export(source, output, which="best", fp16=False, degrid=0.0):
         fp16 (bool): store float16 weights (GPUs); float32 inputs and outputs stay.
         degrid (float): > 0: the metadata asks `srgan upscale` to degrid the outputs with this sigma in LR pixels
             (`srgan_cli.upscale.degrid`; for adversarial models with a grid).
+        overwrite (bool): replace an existing `output` (never a file of `source`).
 
     Returns:
         dict: {"max_abs_diff": float, "tolerance": float, "nodes": int}.
+
+    Raises:
+        SrganError: `output` exists (without `overwrite`) or is a file of `source`, the generator cannot be loaded,
+            or the export check fails; nothing is written then.
     """
     import onnx
 
+    check_output(output, [source], overwrite)
     generator, config, state = load_generator(source, which)
     scale = measured_scale(generator)
     model = with_unit_range(generator)
@@ -250,13 +367,15 @@ def export(source, output, which="best", fp16=False, degrid=0.0):
     if not diff <= TOLERANCE[fp16]:  # also catches NaN
         raise SrganError(f"export check failed: ONNX Runtime differs from Keras by {diff:.3g} "
                          f"(tolerance {TOLERANCE[fp16]:g}); nothing written")
-    write_atomic(onnx_model.SerializeToString(), output)
+    write_output(onnx_model.SerializeToString(), output, overwrite)
     return {"max_abs_diff": diff, "tolerance": TOLERANCE[fp16], "nodes": len(onnx_model.graph.node)}
 
 
 def _architecture(config, generator):
     if config is None:
         return f"{generator.name}, {generator.count_params()} parameters (a .keras file without its config)"
+    from srgan_cli.training import archs
+
     return archs.get(config.arch).describe(archs.params_of(config.arch, config.arch_params))
 
 

@@ -50,7 +50,8 @@ def _set_metadata(model: Any, values: dict[str, str]) -> None:
 
 def quantize_model(fp32_onnx: Path, output: Path, calibration_dir: Path, recipe: Recipe | None = None,
                    check_photos: Path | Sequence[Path] | None = None,
-                   refuse: float = DEFAULT_REFUSE_DB, reference: Path | None = None) -> QuantizeReport:
+                   refuse: float = DEFAULT_REFUSE_DB, reference: Path | None = None,
+                   overwrite: bool = False) -> QuantizeReport:
     """Write a statically quantized (QDQ, int8 per-channel weights) copy of an SR model.
 
     Args:
@@ -62,17 +63,21 @@ def quantize_model(fp32_onnx: Path, output: Path, calibration_dir: Path, recipe:
         refuse: the largest Y-PSNR drop in dB accepted on `check_photos`.
         reference: the float32 model the int8 copy stands in for, checked against (default: `fp32_onnx`). A student
             distilled for int8 (e.g. a ReLU copy of a PReLU model) is checked against its teacher.
+        overwrite: replace an existing `output` (never `fp32_onnx` or `reference`); False: never, not even a file
+            that appeared meanwhile.
 
     Returns:
         What was done, with the check's numbers.
 
     Raises:
-        SrganError: unreadable model or photos, or the int8 model loses more than `refuse` dB.
+        SrganError: unreadable model or photos, the int8 model loses more than `refuse` dB, or `output` exists
+            (without `overwrite`) or is an input.
     """
     import onnx
 
-    from srgan_cli.upscale.imaging import write_atomic
+    from srgan_cli.training.export import check_output, write_output
 
+    check_output(output, [fp32_onnx, reference], overwrite)
     started = time.perf_counter()
     recipe = recipe or Recipe()
     reduce_range = (not cpu_has_vnni()) if recipe.reduce_range is None else recipe.reduce_range
@@ -94,7 +99,7 @@ def quantize_model(fp32_onnx: Path, output: Path, calibration_dir: Path, recipe:
             check = check_against_fp32(against, Path(tmp) / "checked.onnx", check_photos, refuse=refuse)
             check["reference"] = against.name
             _set_metadata(int8, {"int8_check": json.dumps(check, sort_keys=True)})
-        write_atomic(int8.SerializeToString(), output)
+        write_output(int8.SerializeToString(), output, overwrite)
     ops: dict[str, int] = {}
     for node in int8.graph.node:
         ops[node.op_type] = ops.get(node.op_type, 0) + 1

@@ -17,6 +17,7 @@ from srgan_cli.training.quantize.recipe import Recipe
 from srgan_cli.upscale.contract import Contract
 
 CALIBRATION_BATCH = 8  # crops per calibration pass (ONNX Runtime's histograms otherwise hold every output at once)
+MIN_CROP = 16  # LR pixels: a smaller photo is left out of calibration rather than shrink every photo's crops to it
 
 
 def split_photos(folder: Path, recipe: Recipe, rng: np.random.Generator | None = None) -> tuple[list[Path], list[Path]]:
@@ -38,31 +39,57 @@ def calibration_crops(folder: Path, contract: Contract, recipe: Recipe) -> list[
     """Random LR crops (bicubic x1/scale of the photos: the model's real input), fed as the contract says. With
     `recipe.damage`, the photos take turns: clean LR, then LR damaged by each spec (as `srgan evaluate --degrade`).
 
-    Raises:
-        SrganError: no readable photo in `folder`.
-    """
-    from srgan_cli.evaluation.evaluate import damaged_lr, parse_damage
-    from srgan_cli.upscale.imaging import read_rgb8
+    Every crop has one side (ONNX Runtime's calibrators stack them): `recipe.crop`, from the drawn photos whose LR is
+    that large; only when none is, the smallest LR side of them all. Photos whose LR is under MIN_CROP pixels a side
+    are left out.
 
+    Args:
+        folder: the calibration photos.
+        contract: the model's input contract (its scale and how it is fed).
+        recipe: the draw (`photos`, `crops`, `crop`, `seed`) and the damage.
+
+    Raises:
+        SrganError: no readable photo in `folder` large enough.
+    """
     rng = np.random.default_rng(recipe.seed)
-    scale, crops = contract.scale, []
-    turns = [(), *parse_damage(recipe.damage).values()] if recipe.damage else [()]
-    for index, path in enumerate(split_photos(folder, recipe, rng)[0]):
-        try:
-            hr = read_rgb8(path)
-        except SrganError:
-            continue
-        if min(hr.shape[:2]) < scale:
-            continue
-        lr = damaged_lr(hr, scale, turns[index % len(turns)], path.stem)
-        side = min(recipe.crop, *lr.shape[:2])
+    lrs = _calibration_lrs(split_photos(folder, recipe, rng)[0], contract.scale, recipe)
+    if not lrs:
+        least = min(recipe.crop, MIN_CROP) * contract.scale
+        raise SrganError(f"{folder}: no readable photo of at least {least}x{least} pixels to calibrate on")
+    full = [lr for lr in lrs if min(lr.shape[:2]) >= recipe.crop]
+    lrs = full or lrs  # small photos shrink every crop only when no photo is big enough for the recipe's
+    side = min(recipe.crop, *(min(lr.shape[:2]) for lr in lrs))
+    crops = []
+    for lr in lrs:
         for _ in range(recipe.crops):
             y, x = (int(rng.integers(0, n - side + 1)) for n in lr.shape[:2])
             crop = lr[y:y + side, x:x + side][None].astype(np.float32) / 255.0
             crops.append(contract.feed(crop)[contract.input_name])
-    if not crops:
-        raise SrganError(f"{folder}: no readable photo to calibrate on")
     return crops
+
+
+def _calibration_lrs(photos: list[Path], scale: int, recipe: Recipe) -> list[np.ndarray]:
+    """The LR (uint8 HxWx3) of each readable photo with an LR side of at least min(recipe.crop, MIN_CROP), damaged
+    in turns as `recipe.damage` says.
+
+    Args:
+        photos: the photos drawn for calibration.
+        scale: the model's scale.
+        recipe: its `crop` and `damage`.
+    """
+    from srgan_cli.evaluation.evaluate import damaged_lr, parse_damage
+    from srgan_cli.upscale.imaging import read_rgb8
+
+    turns = [(), *parse_damage(recipe.damage).values()] if recipe.damage else [()]
+    least, lrs = min(recipe.crop, MIN_CROP), []
+    for index, path in enumerate(photos):
+        try:
+            hr = read_rgb8(path)
+        except SrganError:
+            continue
+        if min(hr.shape[:2]) >= least * scale:
+            lrs.append(damaged_lr(hr, scale, turns[index % len(turns)], path.stem))
+    return lrs
 
 @contextlib.contextmanager
 def quiet() -> Iterator[None]:
