@@ -21,7 +21,7 @@ from rich.text import Text
 
 from srgan_cli.cli.app import app, run_or_exit
 from srgan_cli.console import RateColumn, err_console, error_line, info_line, make_progress
-from srgan_cli.errors import UsageError
+from srgan_cli.errors import SrganError, UsageError
 from srgan_cli.training.config import (
     ContentLoss,
     Degradation,
@@ -128,6 +128,13 @@ def train_progress(quiet: bool, total: int, start: int, every: int) -> tuple[Pro
     return progress, update
 
 
+def _writes_run_folder(strategy: str) -> bool:
+    """Whether this process writes the run folder: all but the non-chief workers of a multi-worker run."""
+    from srgan_cli.training.distributed import pick_strategy, worker_from_env
+
+    return pick_strategy(strategy) != "multiworker" or worker_from_env().chief
+
+
 def run_folder(runs: Path, name: str) -> Path:
     """RUNS/NAME, where NAME must be one plain folder name."""
     if not name.strip() or name in (".", "..") or any(sep in name for sep in ("/", "\\", os.sep)):
@@ -173,7 +180,8 @@ def _given(flags: dict[str, Any], config_file: Path | None, degradation_config: 
     given = read_config_file(config_file) if config_file else {}
     arch_params = {k: flags.pop(k) for k in ("blocks", "channels") if flags.get(k) is not None}
     if arch_params:
-        given["arch_params"] = {**given.get("arch_params", {}), **arch_params}
+        from_file = given.get("arch_params", {})  # not a mapping: left for the config's check to refuse
+        given["arch_params"] = {**from_file, **arch_params} if isinstance(from_file, dict) else from_file
     for key, value in flags.items():
         if value is not None:
             given[key] = str(value) if isinstance(value, Path) else value
@@ -182,6 +190,37 @@ def _given(flags: dict[str, Any], config_file: Path | None, degradation_config: 
 
         given["degradation_params"] = params_to_dict(load_params(degradation_config))
     return given
+
+
+def check_writable(folder: Path) -> None:
+    """Make sure the run folder can be made (or exists) and written, before TensorFlow loads; nothing is left behind.
+
+    Args:
+        folder: the run folder RUNS/NAME.
+
+    Raises:
+        SrganError: one line naming the run folder and why (read-only, a file in the way, no permission).
+    """
+    from srgan_cli.upscale import files
+
+    try:
+        files.check_writable(folder, folder=True)
+    except SrganError as err:
+        reason = str(err).split(": ", 1)[-1]
+        raise SrganError(f"cannot write the run folder {folder}: {reason}") from None
+
+
+def warn_about(config: TrainConfig, resume: bool) -> None:
+    """Warn (on stderr, through the `srgan` logger) about options that run but likely not as meant.
+
+    Args:
+        config: the resolved config.
+        resume: whether the run continues its checkpoint (which holds its generator).
+    """
+    if config.phase == "gan" and not config.init and not resume:
+        logging.getLogger("srgan").warning(
+            "--phase gan without --init: adversarial training starts from a random generator "
+            "(pass --init with a pretrained run folder or weights file)")
 
 
 @app.command()
@@ -250,7 +289,10 @@ def train(
     if print_config:
         typer.echo(json.dumps(dataclasses.asdict(plan.config), indent=2))
         return
+    if run_or_exit(_writes_run_folder, plan.config.strategy):
+        run_or_exit(check_writable, run_dir)
     log_to_console(quiet)
+    warn_about(plan.config, resume)
     quiet_tensorflow(verbose)
     try:
         with stderr_silenced(not verbose):

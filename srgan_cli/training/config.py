@@ -25,12 +25,19 @@ CHOICES = {"phase": get_args(Phase), "pixel_loss": get_args(PixelLoss), "content
 POSITIVE = ("steps", "batch_size", "val_every", "checkpoint_every", "keep_checkpoints", "log_every")
 NON_NEGATIVE = ("adv_weight", "lattice_weight", "lowfreq_weight", "colour_weight", "pixel_weight", "overshoot_weight",
                 "d_warmup", "lr_decay_every", "lr_decay_from", "sample_every", "ldl_weight", "teacher_weight")
+SEED_RANGE = (0, 2**32 - 1)  # what NumPy and Keras accept as a seed
 LATTICE_WINDOW = 32  # the lattice loss works on 8x8-pixel LR windows: HR crops in multiples of 32
 UNET_WINDOW = 8  # the U-Net discriminator halves the crop three times: HR crops in multiples of 8
 # on --resume these may change (extend the run, a new schedule, other validation); the rest is the run's own
 RESUMABLE = frozenset({"steps", "lr", "lr_decay_every", "lr_decay_factor", "ema", "val", "val_every", "val_degrade",
                        "checkpoint_every", "keep_checkpoints", "sample_every", "log_every"})
 LEGACY_ARCH_KEYS = ("blocks", "channels")  # config.json files written before the architecture registry
+ARCH_MINIMUMS = {"blocks": 0, "channels": 1}  # --blocks, --channels (0 blocks: the head, tail and upsamplers only)
+CONFIG_ONLY = frozenset({"arch_params", "degradation_params", "lr_decay_from"})  # fields no flag sets
+PYTHON_TYPES: dict[str, type | tuple[type, ...]] = {"int": int, "float": (int, float), "str": str, "bool": bool,
+                                                   "dict": dict}  # by TrainConfig's annotations (an int is a float)
+TYPE_NAMES = {"int": "a whole number", "float": "a number", "str": "text", "bool": "true or false",
+              "dict": "a mapping of names to values"}
 
 
 @dataclass
@@ -89,11 +96,11 @@ class TrainConfig:
         legacy = {k: values.pop(k) for k in LEGACY_ARCH_KEYS if k in values}
         values.pop("scale", None)  # an old field that changed nothing: the architecture owns its scale
         known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(values) - known)
+        unknown = sorted(map(str, set(values) - known))
         if unknown:
             raise UsageError(f"{source}: unknown key {unknown[0]!r} (known: {', '.join(sorted(known))})")
         config = cls(**values)
-        if legacy:
+        if legacy and isinstance(config.arch_params, dict):  # not a mapping: check() says so
             config.arch_params = {**legacy, **config.arch_params}
         return config
 
@@ -113,6 +120,7 @@ class TrainConfig:
 
     def resolved(self) -> TrainConfig:
         """A checked copy with the phase-dependent defaults filled in."""
+        self._check_types()
         decay = self.lr_decay_every
         if decay is None:
             decay = self.steps // 2 if self.phase == "gan" else 0
@@ -122,6 +130,7 @@ class TrainConfig:
 
     def check(self) -> None:
         """Every rule on the options; a broken one is a UsageError naming the option."""
+        self._check_types()
         for name, allowed in CHOICES.items():
             if getattr(self, name) not in allowed:
                 _bad(name, f"{getattr(self, name)!r} is not one of {', '.join(allowed)}")
@@ -138,8 +147,27 @@ class TrainConfig:
             _bad("lr_decay_factor", "must be a finite number > 0")
         if not _finite(self.ema) or not 0 <= self.ema < 1:
             _bad("ema", "must be in [0, 1)")
+        if not SEED_RANGE[0] <= self.seed <= SEED_RANGE[1]:
+            _bad("seed", f"must be in [{SEED_RANGE[0]}, {SEED_RANGE[1]}] (2**32 - 1), got {self.seed}")
+        self._check_arch_params()
         self._check_crop()
         self._check_teacher()
+
+    def _check_types(self) -> None:
+        """Each option's value has its field's type: whole numbers are ints (not 2.5, 32.0 or true), text is text."""
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            kind = str(f.type)  # the annotation's text (annotations are strings here)
+            if not _has_type(value, kind):
+                what = TYPE_NAMES[kind.split("[")[0].split(" |")[0]]
+                _bad(f.name, f"must be {what}, got {_shown(value)}")
+
+    def _check_arch_params(self) -> None:
+        """The generator's size parameters (any architecture's `blocks` and `channels`) are whole numbers in range."""
+        for name, minimum in ARCH_MINIMUMS.items():
+            value = self.arch_params.get(name, minimum)
+            if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+                _bad(name, f"must be a whole number >= {minimum}, got {_shown(value)}")
 
     def _check_crop(self) -> None:
         if self.hr_size < 8 or self.hr_size % 4:
@@ -162,12 +190,31 @@ class TrainConfig:
         return self.lr * self.lr_decay_factor ** (max(0, step - self.lr_decay_from) // self.lr_decay_every)
 
 
+def _has_type(value: Any, kind: str) -> bool:
+    """Whether `value` fits the annotation `kind` of a TrainConfig field (an int is a float, a bool is no number)."""
+    if value is None:
+        return kind.endswith("| None")
+    if isinstance(value, bool):
+        return kind == "bool"
+    return isinstance(value, PYTHON_TYPES[kind.split("[")[0].split(" |")[0]])
+
+
+def _shown(value: Any) -> str:
+    """A value as the user wrote it (JSON), cut short."""
+    return json.dumps(value, default=str)[:60]
+
+
 def _finite(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def _bad(name: str, reason: str) -> None:
-    raise UsageError(f"--{name.replace('_', '-')}: {reason}")
+    raise UsageError(f"{option_name(name)}: {reason}")
+
+
+def option_name(name: str) -> str:
+    """How a user names the TrainConfig field `name`: its flag, or the config key where no flag sets it."""
+    return f"config key {name!r}" if name in CONFIG_ONLY else f"--{name.replace('_', '-')}"
 
 
 def merge(base: TrainConfig, given: dict[str, Any], resume: bool = False) -> TrainConfig:
@@ -176,11 +223,33 @@ def merge(base: TrainConfig, given: dict[str, Any], resume: bool = False) -> Tra
     Raises:
         UsageError: an unknown option, or one a resumed run cannot change.
     """
+    not_text = [k for k in given if not isinstance(k, str)]
+    if not_text:
+        raise UsageError(f"unknown option {not_text[0]!r} (option names are text, e.g. hr_size)")
     if "arch_params" in given:  # the parameters given go on top of the run's (which holds every default), not instead
+        if not isinstance(given["arch_params"], dict):
+            _bad("arch_params", f"must be {TYPE_NAMES['dict']}, got {_shown(given['arch_params'])}")
         given = {**given, "arch_params": {**base.arch_params, **given["arch_params"]}}
     if resume:
         fixed = sorted(k for k, v in given.items() if k not in RESUMABLE and getattr(base, k, v) != v)
         if fixed:
-            raise UsageError(f"--{fixed[0].replace('_', '-')} cannot change on --resume (the run has "
-                             f"{getattr(base, fixed[0])!r}); only {', '.join(sorted(RESUMABLE))} can")
+            option, value = _changed(fixed[0], base, given)
+            raise UsageError(f"{option} cannot change on --resume (the run has {value!r}); "
+                             f"only {', '.join(sorted(RESUMABLE))} can")
     return TrainConfig.from_dict({**dataclasses.asdict(base), **given})
+
+
+def _changed(name: str, base: TrainConfig, given: dict[str, Any]) -> tuple[str, Any]:
+    """The option a resume would change, as the user names it (an architecture parameter by its own flag or key),
+    and the run's value of it.
+
+    Args:
+        name: the TrainConfig field that differs.
+        base: the run's config.
+        given: the options given (arch_params already on top of the run's).
+    """
+    if name != "arch_params":
+        return option_name(name), getattr(base, name)
+    key = next(k for k, v in given[name].items() if base.arch_params.get(k, v) != v or k not in base.arch_params)
+    option = f"--{key}" if key in ARCH_MINIMUMS else f"config key 'arch_params.{key}'"
+    return option, base.arch_params.get(key)

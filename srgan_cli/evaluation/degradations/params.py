@@ -123,7 +123,8 @@ def _checked(rule: Callable[[Any], Any], value: Any, key: str, source: str) -> A
 
 def _require_mapping(data: Any, key: str, source: str) -> Mapping[str, Any]:
     if not isinstance(data, Mapping):
-        raise SrganError(f"{source}: degradation key '{key}' must be a JSON object, got {json.dumps(data)[:60]}")
+        shown = json.dumps(data, default=str)[:60]
+        raise SrganError(f"{source}: degradation key '{key}' must be a JSON object, got {shown}")
     return data
 
 
