@@ -217,10 +217,12 @@ def warn_about(config: TrainConfig, resume: bool) -> None:
         config: the resolved config.
         resume: whether the run continues its checkpoint (which holds its generator).
     """
+    log = logging.getLogger("srgan")
     if config.phase == "gan" and not config.init and not resume:
-        logging.getLogger("srgan").warning(
-            "--phase gan without --init: adversarial training starts from a random generator "
-            "(pass --init with a pretrained run folder or weights file)")
+        log.warning("--phase gan without --init: adversarial training starts from a random generator "
+                    "(pass --init with a pretrained run folder or weights file)")
+    if config.val_degrade and not config.val:
+        log.warning("--val-degrade %s without --val: no validation, so it is not used", config.val_degrade)
 
 
 @app.command()

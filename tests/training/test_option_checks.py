@@ -152,3 +152,19 @@ def test_a_gan_run_without_init_warns_that_its_generator_starts_random(photos, t
     assert result.exit_code == 0, result.output
     warning = "warning: --phase gan without --init: adversarial training starts from a random generator"
     assert (warning in result.output) == warned, result.output
+
+
+def test_val_degrade_is_parsed_before_anything_is_read(photos, tmp_path):
+    result = train("--data", photos, "--runs", tmp_path, "--name", "v", "--val", photos, "--val-degrade",
+                   "clean;jpeg:abc", "--print-config")
+    assert result.exit_code == 2 and "jpeg:abc" in result.output
+    assert not (tmp_path / "v").exists()
+
+
+def test_val_degrade_without_val_warns_that_it_is_unused(photos, tmp_path, monkeypatch, caplog):
+    pytest.importorskip("tensorflow")
+    fake_training(monkeypatch)
+    result = train("--data", photos, "--runs", tmp_path, "--name", "v", *TINY, "--steps", "1", "--val-degrade",
+                   "jpeg:75")
+    warned = result.output + " ".join(r.getMessage() for r in caplog.records)
+    assert result.exit_code == 0 and "--val-degrade jpeg:75 without --val" in warned
