@@ -23,6 +23,7 @@ __all__ = ["Job", "Options", "Outcome", "check_inputs", "clean_stale_parts", "co
 
 OnWindow = Callable[[int], object]
 UpscaleStep = Callable[[Photo, "OnWindow | None"], Photo]  # e.g. Upscaler.upscale_photo
+NO_OUTPUT = Path()  # the target of a job that never had one (a missing input)
 EXISTS = "output exists"
 EXISTS_FAILED = "output exists (use --overwrite or --skip-existing)"
 
@@ -46,7 +47,8 @@ class Outcome:
 
     def as_dict(self) -> dict[str, Any]:
         """The JSON line of `srgan upscale --json`."""
-        return {"input": str(self.job.source), "output": str(self.job.target), "status": self.status,
+        output = "" if self.job.target == NO_OUTPUT else str(self.job.target)
+        return {"input": str(self.job.source), "output": output, "status": self.status,
                 "input_size": list(self.input_size),
                 "size": list(self.size), "seconds": round(self.seconds, 3), "reason": self.reason,
                 "notes": self.notes}
@@ -85,7 +87,7 @@ def plan(jobs: Sequence[Job], options: Options) -> tuple[list[Job], list[Outcome
     for job in jobs:
         others = [str(source) for source in sources[job.target.resolve()] if source != job.source]
         early = Outcome(job, "failed", f"{', '.join(others)} maps to the same output {job.target}: rename one, or "
-                        "use --format or --suffix") if others else precheck(job, options, inputs)
+                        "upscale them in separate runs") if others else precheck(job, options, inputs)
         if early:
             ended.append(early)
         else:
@@ -96,7 +98,7 @@ def plan(jobs: Sequence[Job], options: Options) -> tuple[list[Job], list[Outcome
 def missing_inputs(inputs: Sequence[Path]) -> list[Outcome]:
     """A failed Outcome for each input that does not exist (the others go on; `check_inputs` refuses a run of
     nothing but missing ones)."""
-    return [Outcome(Job(path, path, formats.FALLBACK_FORMAT), "failed", "no such file or folder")
+    return [Outcome(Job(path, NO_OUTPUT, formats.FALLBACK_FORMAT), "failed", "no such file or folder")
             for path in map(Path, inputs) if not path.exists()]
 
 

@@ -28,8 +28,8 @@ from srgan_cli.upscale.pixels import bleed_transparent, finisher, pad_to_min, re
 from srgan_cli.upscale.precision import check_precision, open_model
 from srgan_cli.upscale.session import (
     auto_tile,
-    available_memory,
     is_out_of_memory,
+    measured_available_memory,
     parse_device,
     shrink_options,
     tile_budget,
@@ -256,9 +256,11 @@ class Upscaler:
         model_bytes = self.scale * self.scale * width * height * planes * photo.color.itemsize
         final_bytes = 0 if final_scale == self.scale else \
             final_scale * final_scale * width * height * (planes * photo.color.itemsize + 8)  # + the float planes
-        available = available_memory()
-        if model_bytes + final_bytes > available:
-            raise SrganError(f"{_too_big(photo, final_scale)}, more than the {available / 1e9:.1f} GB of memory free")
+        available = measured_available_memory()  # where the system does not say, nothing is refused
+        if available is not None and model_bytes + final_bytes > available:
+            raise SrganError(f"out of memory: the {width}x{height} photo upscaled to {final_scale:g}x needs about "
+                             f"{(model_bytes + final_bytes) / 1e9:.1f} GB, more than the {available / 1e9:.1f} GB "
+                             "of memory free")
 
     def release_memory(self) -> None:
         """Give the arena's buffers back to the system (between images: keeps the peak of a batch low)."""

@@ -96,7 +96,7 @@ def check_inputs(inputs: Sequence[str | Path], options: Options) -> None:
     _check_paths(inputs, options)
     existing = [Path(given) for given in inputs if Path(given).exists()]
     if not existing:
-        raise UsageError(f"{inputs[0]}: no such file or folder")
+        raise UsageError(f"{', '.join(map(str, inputs))}: no such file or folder")
     out = options.out
     if out is None or not _output_is_a_file(out):
         return
@@ -138,11 +138,13 @@ def _file_job(source: Path, options: Options) -> Job:
 
 
 def _earlier_outputs(images: Sequence[Path], suffix: str) -> set[Path]:
-    """The images that an earlier run made from an image beside them: `<stem>_x<scale>.<ext>` (any format, any
-    default suffix, chains like `a_x4_x2.png`) or `<stem><suffix>.<ext>`, where an image `<stem>.*` is in the same
-    folder. A photo whose name only looks like an output (no such image beside it) stays an input."""
+    """The images that an earlier run without -o made from an image beside them: `<stem>_x<scale>.<ext>` (a scale
+    up to 16: any format, any default suffix, chains like `a_x4_x2.png`) or `<stem><suffix>.<ext>`, where an image
+    `<stem>.*` is in the same folder. A photo whose name only looks like an output (no such image beside it) stays
+    an input."""
     stems = {(path.parent, path.stem) for path in images}
-    pattern = re.compile(rf"^(?P<stem>.+?)(?:_x\d+(?:\.\d+)?|{re.escape(suffix)})$")
+    scale = r"_x(?:[1-9]|1[0-6])(?:\.\d+)?"  # the default suffixes of --outscale up to 16
+    pattern = re.compile(rf"^(?P<stem>.+?)(?:{scale}|{re.escape(suffix)})$")
     earlier = set()
     for path in images:
         match = pattern.match(path.stem)
@@ -158,7 +160,7 @@ def _inside(path: Path, folder: Path) -> bool:
 def _folder_jobs(given: Path, options: Options) -> tuple[list[Job], int]:
     """Jobs of the images under `given`, leaving out the output tree when it lies inside it."""
     images, others = imaging.scan_folder(given)
-    earlier = _earlier_outputs(images, options.suffix)
+    earlier = _earlier_outputs(images, options.suffix) if options.out is None else set()  # beside their photos
     images = [path for path in images if path not in earlier]
     others += len(earlier)
     root = given.resolve()

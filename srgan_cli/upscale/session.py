@@ -130,7 +130,14 @@ def is_out_of_memory(err: BaseException) -> bool:
 
 
 def available_memory() -> int:
-    """Bytes of host memory available to new allocations: MemAvailable (free plus reclaimable cache), not MemFree."""
+    """Bytes of host memory available to new allocations: MemAvailable (free plus reclaimable cache), not MemFree;
+    4 GiB where the system does not say (`measured_available_memory`)."""
+    measured = measured_available_memory()
+    return 4 << 30 if measured is None else measured
+
+
+def measured_available_memory() -> int | None:
+    """MemAvailable from /proc/meminfo, else the free physical pages, else None (the system does not say)."""
     try:
         match = re.search(r"^MemAvailable:\s+(\d+) kB", MEMINFO.read_text(), re.MULTILINE)
         if match:
@@ -140,7 +147,7 @@ def available_memory() -> int:
     try:
         return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
     except (ValueError, OSError, AttributeError):
-        return 4 << 30
+        return None
 
 
 def gpu_free_memory(gpu: int) -> int | None:

@@ -130,18 +130,47 @@ def test_a_result_too_big_for_memory_is_refused_before_any_work(model_path, rgb_
     from srgan_cli.upscale import inference
 
     ran = []
-    monkeypatch.setattr(inference, "available_memory", lambda: 10 << 20)  # 10 MB free
+    monkeypatch.setattr(inference, "measured_available_memory", lambda: 10 << 20)  # 10 MB free
     monkeypatch.setattr(inference.Upscaler, "upscale_array", lambda *a, **k: ran.append(1))
     result = upscale(rgb_file, "--model", model_path, "-o", tmp_path / "huge.png", "--outscale", "200")
     assert result.exit_code == 1 and not ran and not (tmp_path / "huge.png").exists()
-    assert "out of memory" in result.output and "GB of memory free" in result.output
+    assert "out of memory" in result.output and "GB of memory free" in result.output and "200x needs" in result.output
     assert "Traceback" not in result.output
 
 
 def test_a_result_that_fits_is_not_refused(model_path, rgb_file, tmp_path, monkeypatch):
     from srgan_cli.upscale import inference
 
-    monkeypatch.setattr(inference, "available_memory", lambda: 10 << 20)
+    monkeypatch.setattr(inference, "measured_available_memory", lambda: 10 << 20)
     result = upscale(rgb_file, "--model", model_path, "-o", tmp_path / "fine.png", "--outscale", "8", "-q")
     assert result.exit_code == 0, result.output
     assert Image.open(tmp_path / "fine.png").size == (240, 168)
+
+
+def test_with_an_output_folder_names_that_look_like_outputs_stay_inputs(model_path, tmp_path):
+    src = tmp_path / "in"
+    src.mkdir()
+    for name in ("IMG.png", "IMG_x2.png", "scan.png", "scan_x300.png"):
+        Image.fromarray(photo_array(5, 5)).save(src / name)
+    result = upscale(src, "--model", model_path, "-o", tmp_path / "out", "-q")
+    assert result.exit_code == 0, result.output
+    assert names(tmp_path / "out") == ["IMG_x2_x4.png", "IMG_x4.png", "scan_x300_x4.png", "scan_x4.png"]
+    result = upscale(src, "--model", model_path, "-q")  # beside the photos: only scales up to 16 are outputs
+    assert "scan_x300_x4.png" in names(src) and "IMG_x2_x4.png" not in names(src)
+
+
+def test_a_missing_input_has_no_output_in_its_json_line_and_all_missing_are_named(model_path, rgb_file, tmp_path):
+    result = upscale(tmp_path / "gone.png", rgb_file, "--model", model_path, "-o", tmp_path / "out", "--json")
+    failed = [json.loads(line) for line in result.stdout.splitlines() if '"failed"' in line]
+    assert [(r["input"].endswith("gone.png"), r["output"]) for r in failed] == [(True, "")]
+    result = upscale(tmp_path / "a.png", tmp_path / "b.png", "--model", model_path)
+    assert result.exit_code == 2 and "a.png" in result.output and "b.png" in result.output
+
+
+def test_where_the_system_does_not_say_how_much_memory_is_free_nothing_is_refused(model_path, rgb_file, tmp_path,
+                                                                                    monkeypatch):
+    from srgan_cli.upscale import inference
+
+    monkeypatch.setattr(inference, "measured_available_memory", lambda: None)
+    result = upscale(rgb_file, "--model", model_path, "-o", tmp_path / "o.png", "--outscale", "8", "-q")
+    assert result.exit_code == 0, result.output
