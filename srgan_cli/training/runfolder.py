@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import dataclasses
 import json
@@ -116,7 +117,7 @@ class RunFolder:
         Raises:
             SrganError: another process holds it (naming its pid), or the folder cannot be made.
         """
-        made = not self.root.exists()
+        made = [path for path in (self.root, *self.root.parents) if not path.exists()]  # to remove if unused
         try:
             self.root.mkdir(parents=True, exist_ok=True)
             handle = open(self.root / LOCK_FILE, "a+")  # noqa: SIM115  (held open until the run ends)
@@ -128,7 +129,9 @@ class RunFolder:
         finally:
             if made and [p.name for p in self.root.iterdir()] == [LOCK_FILE]:  # a run that failed before writing
                 (self.root / LOCK_FILE).unlink()
-                self.root.rmdir()
+                for folder in made:
+                    with contextlib.suppress(OSError):  # a folder another process wrote into meanwhile stays
+                        folder.rmdir()
 
     def _hold(self, handle: Any) -> Iterator[None]:
         """Take the flock on the open .lock file `handle`, write this pid into it, and hold it while suspended."""
