@@ -61,18 +61,7 @@ def _check_paths(config: TrainConfig, resume: bool = False) -> None:
             raise SrganError(f"--{option} {value}: not a folder")
     if config.init and not resume and not Path(config.init).exists():  # a resumed run starts from its checkpoint
         raise SrganError(f"--init {config.init}: not found")
-    _check_val_degrade(config.val_degrade)
-
-
-def _check_val_degrade(specs: str) -> None:
-    """--val-degrade parses now, not after the photos are read (without --val it is unused: `srgan train` warns).
-
-    Raises:
-        UsageError: a malformed spec.
-    """
-    for spec in specs.split(";") if specs else ():
-        if spec.strip() != "clean":
-            degradations.parse_spec(spec)
+    degradations.parse_spec_list(config.val_degrade)  # now, not after the photos are read (unused without --val)
 
 
 def _with_degradation(config: TrainConfig) -> TrainConfig:

@@ -22,7 +22,7 @@ def load_validation(folder, scale=4, damage=""):
         damage (str): ';'-separated `evaluate --degrade` specs ("clean" for none): each image is validated once
             per spec, so the best generator is the best on the inputs the run is meant for.
     """
-    specs = [degradations.parse_spec(s) if s.strip() != "clean" else () for s in damage.split(";")] if damage else [()]
+    specs = degradations.parse_spec_list(damage)
     pairs, skipped = [], []
     for path in patches.find_photos(folder):
         try:

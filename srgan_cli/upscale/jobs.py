@@ -94,8 +94,7 @@ def check_inputs(inputs: Sequence[str | Path], options: Options) -> None:
         UsageError: a missing input, a file name for several inputs or a folder, or a file format srgan cannot write.
     """
     _check_paths(inputs, options)
-    existing = [Path(given) for given in inputs if Path(given).exists()]
-    if not existing:
+    if not any(Path(given).exists() for given in inputs):
         raise UsageError(f"{', '.join(map(str, inputs))}: no such file or folder")
     out = options.out
     if out is None or not _output_is_a_file(out):

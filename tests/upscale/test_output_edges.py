@@ -138,10 +138,12 @@ def test_a_result_too_big_for_memory_is_refused_before_any_work(model_path, rgb_
     assert "Traceback" not in result.output
 
 
-def test_a_result_that_fits_is_not_refused(model_path, rgb_file, tmp_path, monkeypatch):
+@pytest.mark.parametrize("free", [10 << 20, None], ids=["fits", "system-does-not-say"])
+def test_a_result_that_fits_or_whose_room_is_unknown_is_not_refused(model_path, rgb_file, tmp_path, monkeypatch,
+                                                                    free):
     from srgan_cli.upscale import inference
 
-    monkeypatch.setattr(inference, "measured_available_memory", lambda: 10 << 20)
+    monkeypatch.setattr(inference, "measured_available_memory", lambda: free)
     result = upscale(rgb_file, "--model", model_path, "-o", tmp_path / "fine.png", "--outscale", "8", "-q")
     assert result.exit_code == 0, result.output
     assert Image.open(tmp_path / "fine.png").size == (240, 168)
@@ -165,12 +167,3 @@ def test_a_missing_input_has_no_output_in_its_json_line_and_all_missing_are_name
     assert [(r["input"].endswith("gone.png"), r["output"]) for r in failed] == [(True, "")]
     result = upscale(tmp_path / "a.png", tmp_path / "b.png", "--model", model_path)
     assert result.exit_code == 2 and "a.png" in result.output and "b.png" in result.output
-
-
-def test_where_the_system_does_not_say_how_much_memory_is_free_nothing_is_refused(model_path, rgb_file, tmp_path,
-                                                                                    monkeypatch):
-    from srgan_cli.upscale import inference
-
-    monkeypatch.setattr(inference, "measured_available_memory", lambda: None)
-    result = upscale(rgb_file, "--model", model_path, "-o", tmp_path / "o.png", "--outscale", "8", "-q")
-    assert result.exit_code == 0, result.output

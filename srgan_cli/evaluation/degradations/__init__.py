@@ -28,7 +28,7 @@ from srgan_cli.evaluation.degradations.params import (
     params_to_dict,
 )
 from srgan_cli.evaluation.degradations.plan import MIN_SIZE, DegradationPlan, apply_plan, degrade_crop, draw_plan
-from srgan_cli.evaluation.degradations.spec import SPEC_HELP, apply_spec, parse_spec
+from srgan_cli.evaluation.degradations.spec import SPEC_HELP, apply_spec, parse_spec, parse_spec_list
 from srgan_cli.evaluation.degradations.steps import Blur, CleanBicubic, Jpeg, Noise, Resize, Sinc, Step, iso_blur
 
 __all__ = [
@@ -65,6 +65,7 @@ __all__ = [
     "params_from_dict",
     "params_to_dict",
     "parse_spec",
+    "parse_spec_list",
     "plateau_kernel",
     "resize",
     "sinc_kernel",

@@ -72,6 +72,17 @@ def parse_spec(text: str) -> tuple[Step, ...]:
     return tuple(_spec_step(part) for part in parts)
 
 
+def parse_spec_list(text: str) -> list[tuple[Step, ...]]:
+    """A ';'-separated list of specs (`srgan train --val-degrade`), 'clean' for none; empty text: clean only.
+
+    Raises:
+        UsageError: a malformed spec (see `parse_spec`).
+    """
+    if not text:
+        return [()]
+    return [parse_spec(spec) if spec.strip() != "clean" else () for spec in text.split(";")]
+
+
 def apply_spec(lr: np.ndarray, steps: tuple[Step, ...], seed: int) -> np.ndarray:
     """Apply parsed spec steps to an LR image, deterministically for a given seed.
 
