@@ -20,7 +20,7 @@ from srgan_cli.cli.app import app, interrupt_exit_code, run_or_exit, sigterm_as_
 from srgan_cli.console import RateColumn, error_line, info_line, make_progress
 from srgan_cli.errors import UsageError
 from srgan_cli.upscale.formats import format_names, parse_format
-from srgan_cli.upscale.models import shipped_models
+from srgan_cli.upscale.models import VARIANTS, shipped_models
 from srgan_cli.upscale.tiling import DEFAULT_PAD, DEFAULT_TILE, INT8_CPU_TILE, INT8_PAD
 
 if TYPE_CHECKING:
@@ -64,6 +64,34 @@ def parse_tile(text: str) -> int | Literal["default"] | None:
     raise UsageError(f"--tile {text}: use a whole number of LR pixels, 0 (whole image) or auto")
 
 
+def compression_note(model: str, sources: list[Path]) -> str | None:
+    """A note for a model trained on clean photos (`model`) when inputs are visibly compressed JPEGs, else None."""
+    from srgan_cli.upscale.jpeg_quality import DAMAGING_QUALITY, jpeg_quality
+
+    damaged = [(path, quality) for path in sources
+               if (quality := jpeg_quality(path)) is not None and quality <= DAMAGING_QUALITY]
+    if not damaged:
+        return None
+    path, quality = damaged[0]
+    if len(sources) == 1:
+        which = f"the input is a JPEG compressed at quality {quality} or so"
+    else:
+        count = f"{len(damaged)} of the {len(sources)} inputs are JPEGs" if len(damaged) > 1 else \
+            f"1 of the {len(sources)} inputs is a JPEG"
+        which = f"{count} compressed at quality {DAMAGING_QUALITY} or below ({path.name}: about {quality})"
+    return (f"note: {which}; {model} learnt clean photos and sharpens compression blocks, which "
+            "--model srresnet_x4_real (faithful) or srgan_x4_real (texture) remove")
+
+
+def clean_model_name(upscaler: Upscaler) -> str | None:
+    """The model's name (without a precision suffix) when its metadata says it learnt clean bicubic inputs."""
+    meta = upscaler.session.get_modelmeta().custom_metadata_map or {}
+    if meta.get("degradation") != "bicubic":
+        return None
+    stem = upscaler.precision.path.stem
+    return next((stem.removesuffix(f"_{v}") for v in VARIANTS if stem.endswith(f"_{v}")), stem)
+
+
 def _image_pixels(path: Path) -> int:
     from PIL import Image
     try:
@@ -95,8 +123,10 @@ class Reporter:
     enter the totals, and a file that fails or is skipped later leaves the pixel total with its pixels.
     """
 
-    def __init__(self, progress: Progress, as_json: bool, quiet: bool, tally: Tally) -> None:
+    def __init__(self, progress: Progress, as_json: bool, quiet: bool, tally: Tally,
+                 clean_model: str | None = None) -> None:
         self.progress, self.as_json, self.quiet, self.tally = progress, as_json, quiet, tally
+        self.clean_model = clean_model  # a model that learnt clean photos: JPEG inputs get a note
         self.files = progress.add_task("files", total=0, rate=False)
         self.pixels = progress.add_task("LR pixels", total=0)
         self.expected: dict[Path, int] | None = None  # LR pixels per planned job (None: not planned yet)
@@ -108,6 +138,9 @@ class Reporter:
         self.progress.update(self.files, total=len(todo))
         self.pixel_total = sum(self.expected.values())
         self.progress.update(self.pixels, total=self.pixel_total)
+        note = compression_note(self.clean_model, [job.source for job in todo]) if self.clean_model else None
+        if note:
+            info_line(note, self.quiet)
 
     def __call__(self, outcome: Outcome) -> None:
         self.tally.counts[outcome.status] += 1
@@ -179,7 +212,7 @@ def _run(inputs: list[Path], settings: UpscaleSettings, options: Options, suffix
     if removed:
         info_line(f"removed {removed} stale temporary files (.part) left by killed runs", quiet)
     with make_progress(quiet or as_json, RateColumn("MP/s", 1e-6)) as progress:
-        reporter = Reporter(progress, as_json, quiet, tally)
+        reporter = Reporter(progress, as_json, quiet, tally, clean_model_name(upscaler))
         for outcome in batch.missing_inputs(inputs):
             reporter(outcome)
         batch.run_batch(jobs, upscaler.upscale_photo, options, reporter, reporter.on_window, reporter.on_plan)
