@@ -12,4 +12,5 @@ $PY folder.py
 $PY startup.py
 $PY scaling.py
 $PY degrid.py
+$PY train_precision.py
 if [ -n "${1:-}" ]; then $PY train_speed.py --data "$1"; fi

@@ -25,3 +25,14 @@ def test_vs_tensorflow_benchmark_exports_and_compares(tmp_path):
     assert done.returncode == 0, done.stderr[-2000:]
     result = json.loads(done.stdout)
     assert result["max_abs_diff"] < 1e-4 and len(result["rows"]) == 3
+
+
+def test_train_precision_benchmark_times_both_policies(tmp_path):
+    pytest.importorskip("tensorflow")
+    done = subprocess.run([sys.executable, "train_precision.py", "--blocks", "1", "--channels", "8", "--hr-size", "32",
+                           "--batch-size", "2", "--steps", "1", "--repeat", "1", "--json"], cwd=BENCHMARKS,
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    result = json.loads(done.stdout)
+    assert [row["what"].split(",")[1].split()[0] for row in result["rows"]] == ["float32", "mixed_bfloat16"] * 2
+    assert result["pretrain_bf16_speedup"] > 0 and result["gan_bf16_speedup"] > 0

@@ -161,8 +161,8 @@ def _load_keras(path):
 
 
 def _float32_copy(model, config):
-    """Rebuild under the float32 policy (a mixed-precision model would export float16 outputs)."""
-    if model.dtype_policy.name == "float32" and model.compute_dtype == "float32":
+    """Rebuild under the float32 policy (a mixed-precision model would export float16 or bfloat16 layers)."""
+    if _compute_dtypes(model) == {"float32"}:
         return model
     if config is None:
         raise SrganError(f"{model.name}: a mixed-precision .keras file needs its run's config.json beside it")
@@ -171,6 +171,14 @@ def _float32_copy(model, config):
     clean = archs.build_generator(config.arch, config.arch_params)
     clean.set_weights(model.get_weights())
     return clean
+
+
+def _compute_dtypes(model) -> set[str]:
+    """The compute dtypes of a model and every layer in it (a mixed-precision model's own policy may say float32)."""
+    dtypes = {model.compute_dtype}
+    for layer in getattr(model, "layers", ()):
+        dtypes |= _compute_dtypes(layer)
+    return dtypes
 
 
 def fast_variant(generator, config):
@@ -342,11 +350,14 @@ def export(source, output, which="best", fp16=False, degrid=0.0, overwrite=False
     """
     import onnx
 
+    from srgan_cli.training.precision import float32_policy
+
     check_output(output, [source], overwrite)
-    generator, config, state = load_generator(source, which)
-    scale = measured_scale(generator)
-    model = with_unit_range(generator)
-    onnx_model = to_onnx(with_unit_range(fast_variant(generator, config)), scale)  # checked below against `model`
+    with float32_policy():  # the copies built here compute in float32 even after a mixed-precision run in process
+        generator, config, state = load_generator(source, which)
+        scale = measured_scale(generator)
+        model = with_unit_range(generator)
+        onnx_model = to_onnx(with_unit_range(fast_variant(generator, config)), scale)  # checked below against `model`
     fuse_prelu(onnx_model)
     if fp16:
         onnx_model = _fp16(onnx_model)

@@ -19,7 +19,7 @@ import keras
 
 from srgan_cli.errors import SrganError
 from srgan_cli.evaluation import degradations
-from srgan_cli.training import archs, data, distributed, patches, workers
+from srgan_cli.training import archs, data, distributed, patches, precision, workers
 from srgan_cli.training.averaging import WeightAverage
 from srgan_cli.training.checkpoint import (
     load_average,
@@ -105,15 +105,18 @@ def train(plan: RunPlan, progress: Progress | None = None, strategy: Any = None)
     run, config = plan.run, plan.config
     strategy = strategy or make_strategy(config.strategy)
     worker = distributed.worker_of(strategy)
-    with workers.stop_on_lost_peer(worker, run), run.lock() if worker.chief else nullcontext():
-        return _train(plan, strategy, worker, progress)
+    try:
+        with workers.stop_on_lost_peer(worker, run), run.lock() if worker.chief else nullcontext():
+            return _train(plan, strategy, worker, progress)
+    finally:
+        keras.mixed_precision.set_global_policy("float32")  # as clear_session leaves it: what comes next builds float32
 
 
 def _train(plan: RunPlan, strategy: Any, worker: Worker, progress: Progress | None) -> tuple[int, str | None]:
     run, config = plan.run, plan.config
     _check_split(config.batch_size, strategy, worker)
-    keras.mixed_precision.set_global_policy("mixed_float16" if config.mixed_precision else "float32")
     keras.backend.clear_session()  # fresh layer names and seed generator: the same run in or out of process
+    keras.mixed_precision.set_global_policy(run_policy(config.mixed_precision))  # after: clear_session resets it
     keras.utils.set_random_seed(config.seed)
     trainer = Trainer(config, strategy)
     state = RunState()
@@ -145,6 +148,13 @@ def _train(plan: RunPlan, strategy: Any, worker: Worker, progress: Progress | No
     if worker.count > 1:  # every worker's weights are the same: the digests show it
         log.info("%s: at step %d, generator weights %s", worker, step, workers.digest(trainer.generator))
     return step, stopped
+
+
+def run_policy(mixed: bool) -> str:
+    """The dtype policy of --mixed-precision here (precision.dtype_policy with this machine's GPUs and CPU)."""
+    import tensorflow as tf
+
+    return precision.dtype_policy(mixed, len(tf.config.list_physical_devices("GPU")), precision.cpu_has_bf16())
 
 
 def _check_split(batch_size: int, strategy: Any, worker: Worker) -> None:

@@ -11,12 +11,15 @@ from keras import ops
 from srgan_cli.training import archs, ldl, losses
 from srgan_cli.training.config import TrainConfig
 from srgan_cli.training.discriminator import make_discriminator
+from srgan_cli.training.precision import needs_loss_scaling
 from srgan_cli.training.teacher import Teacher
 
 
-def _adam(lr: float, mixed_precision: bool = False) -> keras.optimizers.Optimizer:
+def _adam(lr: float) -> keras.optimizers.Optimizer:
+    """Adam (beta1 0.9), with loss scaling under the float16 policy."""
     adam = keras.optimizers.Adam(learning_rate=lr, beta_1=0.9)
-    return keras.optimizers.LossScaleOptimizer(adam) if mixed_precision else adam
+    scaled = needs_loss_scaling(keras.mixed_precision.global_policy().name)
+    return keras.optimizers.LossScaleOptimizer(adam) if scaled else adam
 
 
 class Trainer:
@@ -49,9 +52,9 @@ class Trainer:
 
     def _build_networks(self, config: TrainConfig, gan: bool) -> None:
         self.generator = archs.build_generator(config.arch, config.arch_params)
-        self.g_optimizer = _adam(config.lr, config.mixed_precision)
+        self.g_optimizer = _adam(config.lr)
         self.discriminator: Any = make_discriminator(config.discriminator, config.hr_size) if gan else None
-        self.d_optimizer: Any = _adam(config.lr, config.mixed_precision) if gan else None
+        self.d_optimizer: Any = _adam(config.lr) if gan else None
         self.extractor: Any = None
         if gan and config.content_loss != "mse":
             self.extractor = losses.build_feature_extractor(config.content_loss, config.vgg_weights or None)

@@ -81,12 +81,27 @@ def test_export_refuses_when_onnx_disagrees_with_keras(photos, tmp_path, monkeyp
     assert not (tmp_path / "d.onnx").exists()
 
 
-def test_mixed_precision_trains_and_exports_float32(photos, tmp_path):
+def test_mixed_precision_trains_and_exports_float32(photos, tmp_path, monkeypatch):
+    from srgan_cli.training import precision
+
+    monkeypatch.setattr(precision, "cpu_has_bf16", lambda: True)  # bfloat16 on this CPU (TensorFlow emulates it)
     result = train("--data", photos, "--runs", tmp_path, "--name", "mp", *TINY, "--steps", "2",
                    "--mixed-precision", "-q")
     assert result.exit_code == 0, result.output
+    generator = keras.saving.load_model(tmp_path / "mp" / "generator.keras", safe_mode=True, compile=False)
+    assert {layer.compute_dtype for layer in generator.layers} >= {"bfloat16"}  # on a machine without a GPU
     result = runner.invoke(app, ["export", str(tmp_path / "mp" / "generator.keras"), "-o", str(tmp_path / "mp.onnx")])
     assert result.exit_code == 0, result.output
     import onnx
     model = onnx.load(str(tmp_path / "mp.onnx"))
     assert model.graph.output[0].type.tensor_type.elem_type == onnx.TensorProto.FLOAT
+
+
+def test_mixed_precision_is_refused_on_a_cpu_without_bfloat16(photos, tmp_path, monkeypatch):
+    from srgan_cli.training import precision
+
+    monkeypatch.setattr(precision, "cpu_has_bf16", lambda: False)
+    result = train("--data", photos, "--runs", tmp_path / "runs", "--name", "mp", *TINY, "--steps", "2",
+                   "--mixed-precision", "-q")
+    assert result.exit_code == 1 and "no bfloat16 instructions" in result.output, result.output
+    assert not (tmp_path / "runs").exists()  # nothing left behind
