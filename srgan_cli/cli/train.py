@@ -272,7 +272,7 @@ def train(
     strategy: Annotated[Strategy | None, typer.Option(help="tf.distribute strategy; auto: multiworker under a TF_CONFIG of several workers, mirrored with several GPUs, else default. [default: auto]", show_default=False)] = None,
     worker_timeout: Annotated[int, typer.Option(help="multiworker: seconds after which a worker that died or hangs stops all the others with an error (0: TensorFlow's own checks). Start-up waits up to 10 minutes for all workers.", min=0)] = 60,
     mixed_precision: Annotated[bool | None, typer.Option("--mixed-precision/--no-mixed-precision", help="Mixed precision: float16 compute on GPUs, bfloat16 on CPUs with bfloat16 instructions (avx512_bf16, amx_bf16; about 1.4x faster training on an AMD EPYC with avx512_bf16, benchmarks/train_precision.py). [default: off]", show_default=False)] = None,
-    resume: Annotated[bool, typer.Option(help="Continue the run in RUNS/NAME from its checkpoint; only the schedule, validation and logging options may change.")] = False,
+    resume: Annotated[bool, typer.Option(help="Continue the run in RUNS/NAME from its checkpoint; only the schedule, validation, logging and --mixed-precision options may change.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Only errors and warnings.")] = False,
     verbose: Annotated[bool, typer.Option("--verbose", help="Let TensorFlow's own start-up and device messages through.")] = False,
 ) -> None:

@@ -74,11 +74,13 @@ def compression_note(model: str, sources: list[Path]) -> str | None:
         return None
     path, quality = damaged[0]
     if len(sources) == 1:
-        which = f"the input is a JPEG compressed at quality {quality} or so"
+        which = f"{path} is a JPEG compressed at quality {quality} or so"
     else:
-        count = f"{len(damaged)} of the {len(sources)} inputs are JPEGs" if len(damaged) > 1 else \
-            f"1 of the {len(sources)} inputs is a JPEG"
-        which = f"{count} compressed at quality {DAMAGING_QUALITY} or below ({path.name}: about {quality})"
+        todo = len(sources)
+        subject = (f"all {todo} photos to do are JPEGs" if len(damaged) == todo else
+                   f"1 of the {todo} photos to do is a JPEG" if len(damaged) == 1 else
+                   f"{len(damaged)} of the {todo} photos to do are JPEGs")
+        which = f"{subject} compressed at quality {DAMAGING_QUALITY} or below ({path}: about {quality})"
     return (f"note: {which}; {model} learnt clean photos and sharpens compression blocks, which "
             "--model srresnet_x4_real (faithful) or srgan_x4_real (texture) remove")
 

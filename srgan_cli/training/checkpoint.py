@@ -31,17 +31,29 @@ PROBE = np.random.default_rng(0).random((1, 16, 16, 3), dtype=np.float32)  # an 
 log = logging.getLogger("srgan")
 
 
+LOSS_SCALE_VARIABLES = 4  # a LossScaleOptimizer's own: iteration, learning_rate, step_counter, dynamic_scale
+
+
+def _slots(optimizer: Any) -> Any:
+    """The Adam inside a float16 run's LossScaleOptimizer, or the optimizer itself: what a checkpoint keeps, so that
+    a run can resume with or without --mixed-precision, on any machine (the loss scale starts afresh)."""
+    return getattr(optimizer, "inner_optimizer", optimizer)
+
+
 def _save_optimizer(optimizer: Any, path: Path) -> None:
-    np.savez(path, *[np.asarray(v.numpy()) for v in optimizer.variables])
+    np.savez(path, *[np.asarray(v.numpy()) for v in _slots(optimizer).variables])
 
 
 def _load_optimizer(optimizer: Any, variables: Any, path: Path) -> None:
     if not optimizer.built:
         optimizer.build(variables)
+    slots = _slots(optimizer).variables
     values = _load_arrays(path)
-    if len(values) != len(optimizer.variables):
-        raise ValueError(f"{path}: {len(values)} optimizer variables saved, {len(optimizer.variables)} expected")
-    for var, value in zip(optimizer.variables, values, strict=True):
+    if len(values) == len(slots) + LOSS_SCALE_VARIABLES:  # saved whole from a LossScaleOptimizer (before session 15)
+        values = values[LOSS_SCALE_VARIABLES:]
+    if len(values) != len(slots):
+        raise ValueError(f"{path}: {len(values)} optimizer variables saved, {len(slots)} expected")
+    for var, value in zip(slots, values, strict=True):
         var.assign(value)
 
 

@@ -30,7 +30,8 @@ LATTICE_WINDOW = 32  # the lattice loss works on 8x8-pixel LR windows: HR crops 
 UNET_WINDOW = 8  # the U-Net discriminator halves the crop three times: HR crops in multiples of 8
 # on --resume these may change (extend the run, a new schedule, other validation); the rest is the run's own
 RESUMABLE = frozenset({"steps", "lr", "lr_decay_every", "lr_decay_factor", "ema", "val", "val_every", "val_degrade",
-                       "checkpoint_every", "keep_checkpoints", "sample_every", "log_every"})
+                       "checkpoint_every", "keep_checkpoints", "sample_every", "log_every",
+                       "mixed_precision"})  # weights and optimizer slots stay float32 under any policy
 LEGACY_ARCH_KEYS = ("blocks", "channels")  # config.json files written before the architecture registry
 ARCH_MINIMUMS = {"blocks": 0, "channels": 1}  # --blocks, --channels (0 blocks: the head, tail and upsamplers only)
 CONFIG_ONLY = frozenset({"arch_params", "degradation_params", "lr_decay_from"})  # fields no flag sets

@@ -125,7 +125,7 @@ def load_generator(source, which="best"):
     config = _config_near(path)
     try:
         if path.suffix == ".keras":
-            return _float32_copy(_load_keras(path), config), config, state
+            return _float32_copy(_load_keras(path), config, path), config, state
         if config is None:
             raise SrganError(f"{path}: a .weights.h5 needs the run's config.json (or "
                              f"{path.name.removesuffix('.weights.h5')}.config.json) beside it")
@@ -151,6 +151,8 @@ def _load_keras(path):
 
     import keras
 
+    import srgan_cli.training.layers  # noqa: F401  registers the generator's own layers (PixelShuffle, ...) for loading
+
     if not zipfile.is_zipfile(path):
         raise SrganError(f"{path}: cannot be read as a Keras model (not a complete .keras zip archive)")
     try:
@@ -160,12 +162,12 @@ def _load_keras(path):
         raise SrganError(f"{path}: cannot be read as a Keras model ({detail})") from None
 
 
-def _float32_copy(model, config):
+def _float32_copy(model, config, path):
     """Rebuild under the float32 policy (a mixed-precision model would export float16 or bfloat16 layers)."""
     if _compute_dtypes(model) == {"float32"}:
         return model
     if config is None:
-        raise SrganError(f"{model.name}: a mixed-precision .keras file needs its run's config.json beside it")
+        raise SrganError(f"{path}: a mixed-precision .keras file needs its run's config.json beside it")
     from srgan_cli.training import archs
 
     clean = archs.build_generator(config.arch, config.arch_params)

@@ -39,7 +39,7 @@ def dtype_policy(mixed: bool, gpus: int, bf16: bool) -> str:
     if bf16:
         return "mixed_bfloat16"
     raise SrganError("--mixed-precision: no GPU, and this CPU has no bfloat16 instructions (avx512_bf16 or amx_bf16), "
-                     "so it would train slower than float32; leave it off")
+                     "so it would train slower than float32; leave it off (--no-mixed-precision, also on --resume)")
 
 
 def needs_loss_scaling(policy: str) -> bool:

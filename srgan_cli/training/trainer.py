@@ -11,7 +11,7 @@ from keras import ops
 from srgan_cli.training import archs, ldl, losses
 from srgan_cli.training.config import TrainConfig
 from srgan_cli.training.discriminator import make_discriminator
-from srgan_cli.training.precision import needs_loss_scaling
+from srgan_cli.training.precision import float32_policy, needs_loss_scaling
 from srgan_cli.training.teacher import Teacher
 
 
@@ -57,7 +57,8 @@ class Trainer:
         self.d_optimizer: Any = _adam(config.lr) if gan else None
         self.extractor: Any = None
         if gan and config.content_loss != "mse":
-            self.extractor = losses.build_feature_extractor(config.content_loss, config.vgg_weights or None)
+            with float32_policy():  # bfloat16 features round the content loss of a near-right SR to noise
+                self.extractor = losses.build_feature_extractor(config.content_loss, config.vgg_weights or None)
         # LDL's stable reference: a copy holding the weight average, refreshed before each step
         self.reference: Any = None
         if gan and config.ldl_weight and config.ema:

@@ -14,6 +14,7 @@ STANDARD_LUMA = np.array([
     14, 13, 16, 24, 40, 57, 69, 56, 14, 17, 22, 29, 51, 87, 80, 62,
     18, 22, 37, 56, 68, 109, 103, 77, 24, 35, 55, 64, 81, 104, 113, 92,
     49, 64, 78, 87, 103, 121, 120, 101, 72, 92, 95, 98, 112, 100, 103, 99])
+JPEG_FORMATS = ("JPEG", "MPO")  # Pillow opens camera JPEGs with a multi-picture (MPF) index as MPO
 DAMAGING_QUALITY = 85  # at or below, the models trained on damaged inputs beat the clean ones (weights/README.md)
 
 
@@ -41,7 +42,7 @@ def jpeg_quality(path: str | Path) -> int | None:
 
     try:
         with Image.open(path) as image:
-            tables = getattr(image, "quantization", None) if image.format == "JPEG" else None
+            tables = getattr(image, "quantization", None) if image.format in JPEG_FORMATS else None
             return quality_of_table(tables[0]) if tables and len(tables.get(0, ())) == 64 else None
     except Exception:  # the batch reports unreadable files itself
         return None

@@ -105,3 +105,18 @@ def test_mixed_precision_is_refused_on_a_cpu_without_bfloat16(photos, tmp_path, 
                    "--mixed-precision", "-q")
     assert result.exit_code == 1 and "no bfloat16 instructions" in result.output, result.output
     assert not (tmp_path / "runs").exists()  # nothing left behind
+
+
+def test_a_keras_file_exports_in_a_fresh_process(tmp_path):
+    """The generator's own layers (PixelShuffle) must be registered before the .keras file is read: a process that
+    has not trained first could not load it."""
+    import subprocess
+    import sys
+
+    from srgan_cli.training import archs
+
+    archs.build_generator("srresnet", {"blocks": 1, "channels": 8}).save(tmp_path / "g.keras")
+    done = subprocess.run([sys.executable, "-m", "srgan_cli", "export", str(tmp_path / "g.keras"), "-o",
+                           str(tmp_path / "g.onnx")], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-1500:]
+    assert (tmp_path / "g.onnx").is_file()

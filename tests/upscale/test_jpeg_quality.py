@@ -48,8 +48,23 @@ def test_a_compressed_jpeg_gets_one_note_naming_the_models_for_it(clean_model, t
     web, fine = _jpeg(tmp_path / "web.jpg", 60), _jpeg(tmp_path / "fine.jpg", 95)
     result = _upscale(web, fine, "--model", clean_model, "-o", tmp_path / "out")
     assert result.exit_code == 0, result.output
-    assert result.output.count("note:") == 1 and "1 of the 2 inputs is a JPEG" in result.output
-    assert "web.jpg: about 60" in result.output and "--model srresnet_x4_real" in result.output
+    assert result.output.count("note:") == 1 and "1 of the 2 photos to do is a JPEG" in result.output
+    assert f"{web}: about 60" in result.output and "--model srresnet_x4_real" in result.output
+
+
+def test_the_note_names_the_photo_and_counts_right(clean_model, tmp_path):
+    (tmp_path / "in" / "a").mkdir(parents=True), (tmp_path / "in" / "b").mkdir()
+    photos = [_jpeg(tmp_path / "in" / "a" / "IMG_1.jpg", 50), _jpeg(tmp_path / "in" / "b" / "IMG_1.jpg", 60)]
+    both = _upscale(tmp_path / "in", "--model", clean_model, "-o", tmp_path / "out")
+    assert "all 2 photos to do are JPEGs" in both.output and f"{photos[0]}: about 50" in both.output, both.output
+    one = _upscale(photos[1], "--model", clean_model, "-o", tmp_path / "one.png")
+    assert f"note: {photos[1]} is a JPEG compressed at quality 60 or so" in one.output, one.output
+
+
+def test_camera_jpegs_with_a_picture_index_are_read_too(tmp_path):
+    frames = [Image.fromarray(photo_array(24, 32, seed=seed)) for seed in (0, 1)]
+    frames[0].save(tmp_path / "cam.jpg", "MPO", save_all=True, append_images=frames[1:], quality=60)
+    assert Image.open(tmp_path / "cam.jpg").format == "MPO" and jpeg_quality(tmp_path / "cam.jpg") == 60
 
 
 @pytest.mark.parametrize("quality,metadata,quiet", [
