@@ -20,7 +20,7 @@ from srgan_cli.cli.app import app, interrupt_exit_code, run_or_exit, sigterm_as_
 from srgan_cli.console import RateColumn, error_line, info_line, make_progress
 from srgan_cli.errors import UsageError
 from srgan_cli.upscale.formats import format_names, parse_format
-from srgan_cli.upscale.models import VARIANTS, shipped_models
+from srgan_cli.upscale.models import shipped_models
 from srgan_cli.upscale.tiling import DEFAULT_PAD, DEFAULT_TILE, INT8_CPU_TILE, INT8_PAD
 
 if TYPE_CHECKING:
@@ -64,19 +64,20 @@ def parse_tile(text: str) -> int | Literal["default"] | None:
     raise UsageError(f"--tile {text}: use a whole number of LR pixels, 0 (whole image) or auto")
 
 
-def compression_note(model: str, sources: list[Path]) -> str | None:
-    """A note for a model trained on clean photos (`model`) when inputs are visibly compressed JPEGs, else None."""
-    from srgan_cli.upscale.jpeg_quality import DAMAGING_QUALITY, jpeg_quality
+def compression_note(model: str, qualities: dict[Path, int | None]) -> str | None:
+    """A note for a model trained on clean photos (`model`) when the photos to do (their JPEG qualities, None for
+    other images) include visibly compressed JPEGs, else None."""
+    from srgan_cli.upscale.jpeg_quality import DAMAGING_QUALITY
 
-    damaged = [(path, quality) for path in sources
-               if (quality := jpeg_quality(path)) is not None and quality <= DAMAGING_QUALITY]
+    damaged = [(path, quality) for path, quality in qualities.items()
+               if quality is not None and quality <= DAMAGING_QUALITY]
     if not damaged:
         return None
     path, quality = damaged[0]
-    if len(sources) == 1:
+    if len(qualities) == 1:
         which = f"{path} is a JPEG compressed at quality {quality} or so"
     else:
-        todo = len(sources)
+        todo = len(qualities)
         subject = (f"all {todo} photos to do are JPEGs" if len(damaged) == todo else
                    f"1 of the {todo} photos to do is a JPEG" if len(damaged) == 1 else
                    f"{len(damaged)} of the {todo} photos to do are JPEGs")
@@ -90,17 +91,20 @@ def clean_model_name(upscaler: Upscaler) -> str | None:
     meta = upscaler.session.get_modelmeta().custom_metadata_map or {}
     if meta.get("degradation") != "bicubic":
         return None
-    stem = upscaler.precision.path.stem
-    return next((stem.removesuffix(f"_{v}") for v in VARIANTS if stem.endswith(f"_{v}")), stem)
+    choice = upscaler.precision
+    return choice.path.stem.removesuffix(f"_{choice.precision}")  # srgan_x4_int8 -> srgan_x4
 
 
-def _image_pixels(path: Path) -> int:
+def _image_header(path: Path) -> tuple[int, int | None]:
+    """(pixels, JPEG quality or None) from the image's header: 0 pixels where it cannot be read."""
     from PIL import Image
+
+    from srgan_cli.upscale.jpeg_quality import image_quality
     try:
         with Image.open(path) as im:
-            return int(im.size[0] * im.size[1])
+            return int(im.size[0] * im.size[1]), image_quality(im)
     except Exception:
-        return 0
+        return 0, None
 
 
 @dataclass
@@ -136,11 +140,13 @@ class Reporter:
 
     def on_plan(self, todo: list[Job]) -> None:
         """Size the bars from the jobs that will run (image headers only)."""
-        self.expected = {job.source: _image_pixels(job.source) for job in todo}
+        headers = {job.source: _image_header(job.source) for job in todo}
+        self.expected = {source: pixels for source, (pixels, _) in headers.items()}
         self.progress.update(self.files, total=len(todo))
         self.pixel_total = sum(self.expected.values())
         self.progress.update(self.pixels, total=self.pixel_total)
-        note = compression_note(self.clean_model, [job.source for job in todo]) if self.clean_model else None
+        qualities = {source: quality for source, (_, quality) in headers.items()}
+        note = compression_note(self.clean_model, qualities) if self.clean_model else None
         if note:
             info_line(note, self.quiet)
 

@@ -5,8 +5,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from functools import cache
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from PIL import Image
 
 # The IJG / JPEG Annex K luminance table in natural (row-major) order, the one libjpeg scales by quality.
 STANDARD_LUMA = np.array([
@@ -36,13 +40,18 @@ def quality_of_table(table: Sequence[int]) -> int:
     return int(np.argmin(distances)) + 1
 
 
+def image_quality(image: Image.Image) -> int | None:
+    """The estimated quality of an opened JPEG (its header is enough), or None for any other image."""
+    tables = getattr(image, "quantization", None) if image.format in JPEG_FORMATS else None
+    return quality_of_table(tables[0]) if tables and len(tables.get(0, ())) == 64 else None
+
+
 def jpeg_quality(path: str | Path) -> int | None:
     """The estimated quality of a JPEG file, or None for any other file (or one that cannot be read)."""
     from PIL import Image
 
     try:
         with Image.open(path) as image:
-            tables = getattr(image, "quantization", None) if image.format in JPEG_FORMATS else None
-            return quality_of_table(tables[0]) if tables and len(tables.get(0, ())) == 64 else None
+            return image_quality(image)
     except Exception:  # the batch reports unreadable files itself
         return None
