@@ -11,6 +11,7 @@ import typer
 from srgan_cli.cli.app import app, run_or_exit
 from srgan_cli.cli.upscale import (
     SHIPPED,
+    ConsistencyOption,
     DegridOption,
     DeviceOption,
     TileOption,
@@ -73,6 +74,7 @@ def evaluate(
     tile: TileOption = "default",
     tile_pad: TilePadOption = None,
     degrid: DegridOption = None,
+    consistency: ConsistencyOption = None,
     degrade: Annotated[list[str] | None, typer.Option(metavar="<spec>", help=f"Damage the LR after the bicubic downscale, the same way for every run (repeat: one table each; 'clean': none; default: clean only). SPEC: {SPEC_HELP}.")] = None,
     niqe: Annotated[bool, typer.Option("--niqe", help="Also score NIQE (no reference, lower = more natural) for every method and the originals.")] = False,
     save: Annotated[Path | None, typer.Option(help="Write bicubic | model | original crops here.")] = None,
@@ -91,7 +93,8 @@ def evaluate(
     for target, is_folder in ((json_file, False), (save, True)):
         if target is not None:
             run_or_exit(check_writable, target, is_folder)
-    base = run_or_exit(make_settings, device=device, tile=tile, tile_pad=tile_pad, degrid=degrid)
+    base = run_or_exit(make_settings, device=device, tile=tile, tile_pad=tile_pad, degrid=degrid,
+                      consistency=consistency)
     models: list[Path | None] = [*model] if model else [None]
     names = run_or_exit(method_names, models)
     modes = (False, True) if tta else (False,)

@@ -52,6 +52,7 @@ def export(
     calibration_degrade: Annotated[list[str] | None, typer.Option(help="With --int8, repeatable: also calibrate on LR damaged by this srgan evaluate --degrade spec (e.g. jpeg:75), photos taking turns with clean LR; for models made for damaged photos.", show_default=False)] = None,
     float_conv: Annotated[list[str] | None, typer.Option(help="With --int8, repeatable: a conv kept in float32 (conv:I, the I-th in graph order, negative from the end; first; last; or a node name). Default: conv:0, conv:1, conv:-4 and conv:-3, the sensitive ones of an SRResNet.", show_default=False)] = None,
     degrid: Annotated[float, typer.Option(min=0.0, max=4.0, metavar="SIGMA", help="Record in the metadata that srgan upscale should take the LR-grid pattern out of this model's results, with this sigma in LR pixels (1.5 for an adversarial model with a grid score over 7 dB; see weights/README.md); 0: not. An int8 copy of an .onnx keeps that file's.")] = 0.0,
+    consistency: Annotated[int, typer.Option(min=0, max=16, metavar="PASSES", help="Record in the metadata that srgan upscale should project this model's results back onto their input this many times where the input looks clean (10 for an adversarial model; see weights/README.md); 0: not. An int8 copy of an .onnx keeps that file's.")] = 0,
     overwrite: Annotated[bool, typer.Option(help="Replace an existing output file (never a file of SOURCE or --reference).")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q")] = False,
 ):
@@ -59,7 +60,7 @@ def export(
     int8_only = {"--calibration": calibration, "--calibration-degrade": calibration_degrade,
                  "--check-photos": check_photos, "--reference": reference, "--float-conv": float_conv}
     run_or_exit(_check_int8_options, int8, fp16, int8_only)
-    run_or_exit(_check_degrid, source, int8, degrid)
+    run_or_exit(_check_metadata, source, int8, {"--degrid": degrid, "--consistency": consistency})
     target = output or _default_output(source, int8)
     from srgan_cli.training.export import check_output  # light: TensorFlow loads later
 
@@ -71,12 +72,12 @@ def export(
         if float_conv:
             recipe["exclude"] = tuple(float_conv)
         run_or_exit(_export_int8, source, target, which.value, calibration, check_photos, max_drop, recipe, quiet,
-                    reference, degrid, overwrite)
+                    reference, (degrid, consistency), overwrite)
         return
     quiet_tensorflow()
     from srgan_cli.training.export import export as export_model
 
-    result = run_or_exit(export_model, source, target, which.value, fp16, degrid, overwrite)
+    result = run_or_exit(export_model, source, target, which.value, fp16, degrid, overwrite, consistency=consistency)
     info_line(f"wrote {target}: max |onnx - keras| = {result['max_abs_diff']:.2e} "
               f"(tolerance {result['tolerance']:g}), {result['nodes']} nodes", quiet)
 
@@ -135,17 +136,19 @@ def _check_photo_folder(flag: str, folder: Path | None) -> None:
         raise UsageError(f"{flag} {folder}: no photos in it")
 
 
-def _check_degrid(source: Path, int8: bool, degrid: float) -> None:
-    """--degrid with --int8 of an .onnx is refused: the copy takes the metadata of the file it is made from."""
-    if int8 and degrid and source.suffix == ".onnx":
-        raise UsageError(f"--degrid: the int8 copy of {source.name} keeps that file's degrid metadata")
+def _check_metadata(source: Path, int8: bool, asked: dict[str, float]) -> None:
+    """--degrid or --consistency with --int8 of an .onnx is refused: the copy takes the metadata of the file it is
+    made from."""
+    for flag, value in asked.items():
+        if int8 and value and source.suffix == ".onnx":
+            raise UsageError(f"{flag}: the int8 copy of {source.name} keeps that file's {flag[2:]} metadata")
 
 
 def _export_int8(source: Path, output: Path, which: str, calibration: Path, check_photos: Path | None,
                  max_drop: float, recipe_options: dict[str, Any], quiet: bool, reference: Path | None = None,
-                 degrid: float = 0.0, overwrite: bool = False) -> None:
+                 refine: tuple[float, int] = (0.0, 0), overwrite: bool = False) -> None:
     """Quantize `source` (an fp32 .onnx, or a generator exported to fp32 first), check it, write it (over an existing
-    file only with `overwrite`).
+    file only with `overwrite`); `refine`: the --degrid sigma and --consistency passes its metadata asks for.
 
     Raises:
         SrganError: the export, the quantization or the check fails; nothing is written then.
@@ -167,7 +170,7 @@ def _export_int8(source: Path, output: Path, which: str, calibration: Path, chec
             from srgan_cli.training.export import export as export_model
 
             fp32 = Path(tmp) / "fp32.onnx"
-            export_model(source, fp32, which, False, degrid)
+            export_model(source, fp32, which, False, refine[0], consistency=refine[1])
         elif not source.is_file():
             raise SrganError(f"{source}: no such ONNX file")
         report = quantize_model(fp32, output, calibration, recipe, check_photos=held_out, refuse=max_drop,

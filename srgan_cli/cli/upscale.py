@@ -39,6 +39,10 @@ TilePadOption = Annotated[int | None, typer.Option(min=0, help="Context pixels p
 DegridOption = Annotated[bool | None, typer.Option(
     "--degrid/--no-degrid", show_default="as the model's metadata asks: the adversarial srgan_x4_real does",
     help="Take out the faint pattern that repeats with the input's pixel grid (see weights/README.md).")]
+ConsistencyOption = Annotated[bool | None, typer.Option(
+    "--consistency/--no-consistency", show_default="as the model's metadata asks: the adversarial srgan_x4_real does",
+    help="Project the result back onto the input where the input looks clean (not JPEG-damaged or noisy), so that it "
+         "downscales to that input: fidelity and tint (see weights/README.md).")]
 PRECISION_HELP = ("auto, fp32, int8 or fp16: int8/fp16 run <stem>_int8.onnx / <stem>_fp16.onnx beside the model "
                   "(fp32 when it is missing, with a warning); auto takes int8 on the CPU only where it was timed at "
                   "least 2x faster on this machine (once, cached), fp32 on CUDA.")
@@ -195,6 +199,8 @@ def open_upscaler(settings: UpscaleSettings, quiet: bool, verbose: bool = False)
         info_line(f"device: {upscaler.device}, {choice.line()}", quiet)
         if upscaler.degrid_sigma:
             info_line(f"degrid: sigma {upscaler.degrid_sigma:g} LR px", quiet)
+        if upscaler.consistency_passes:
+            info_line(f"consistency: {upscaler.consistency_passes} back-projection passes", quiet)
     elif settings.device == "auto":
         info_line(f"device: {upscaler.device}" + (f", precision: {choice.precision}" if choice.precision != "fp32"
                                                   else ""), quiet)
@@ -240,6 +246,7 @@ def upscale(
     outscale: Annotated[float | None, typer.Option(min=0.01, help="Final scale if not the model's (e.g. 2, 3.5).")] = None,
     tta: Annotated[bool, typer.Option(help="Average the 8 flips/rotations (8x slower).")] = False,
     degrid: DegridOption = None,
+    consistency: ConsistencyOption = None,
     alpha: Annotated[AlphaMode, typer.Option(help="How transparency is upscaled.")] = AlphaMode.bicubic,
     suffix: Annotated[str | None, typer.Option(help="Added to output file names in folders. Default: _x<final scale>, e.g. _x4, or _x2 with --outscale 2.", show_default=False)] = None,
     format: Annotated[str | None, typer.Option("--format", metavar=f"<{'|'.join(format_names())}>", help="Output format (default: the input's).", show_default=False)] = None,
@@ -263,7 +270,8 @@ def upscale(
         raise typer.BadParameter("choose one of --overwrite and --skip-existing", param_hint="--overwrite")
     settings = run_or_exit(make_settings, model=model, device=device, tile=tile, tile_pad=tile_pad, tta=tta,
                            alpha=alpha.value, threads=threads, scale=scale, layout=layout, value_range=value_range,
-                           outscale=outscale, precision=precision, degrid=degrid)
+                           outscale=outscale, precision=precision, degrid=degrid,
+                           consistency=consistency)
     options = batch.Options(out=output, fmt=format, quality=quality, overwrite=overwrite,
                             skip_existing=skip_existing, max_pixels=max_pixels)
     if suffix is not None:

@@ -331,7 +331,7 @@ def _topological_sort(graph):
     graph.node.extend(ordered)
 
 
-def export(source, output, which="best", fp16=False, degrid=0.0, overwrite=False):
+def export(source, output, which="best", fp16=False, degrid=0.0, overwrite=False, *, consistency=0):
     """Export a generator to a verified ONNX file.
 
     Args:
@@ -342,6 +342,8 @@ def export(source, output, which="best", fp16=False, degrid=0.0, overwrite=False
         degrid (float): > 0: the metadata asks `srgan upscale` to degrid the outputs with this sigma in LR pixels
             (`srgan_cli.upscale.degrid`; for adversarial models with a grid).
         overwrite (bool): replace an existing `output` (never a file of `source`).
+        consistency (int): > 0: the metadata asks `srgan upscale` to back-project the outputs onto their LR this many
+            times where the LR looks clean (`srgan_cli.upscale.consistency`).
 
     Returns:
         dict: {"max_abs_diff": float, "tolerance": float, "nodes": int}.
@@ -374,6 +376,8 @@ def export(source, output, which="best", fp16=False, degrid=0.0, overwrite=False
                      "steps": state.step if state else ""})
     if degrid:
         info["degrid"] = f"{degrid:g}"
+    if consistency:
+        info["consistency"] = str(consistency)
     add_metadata(onnx_model, info)
     onnx.checker.check_model(onnx_model, full_check=True)
     diff = parity(onnx_model, model)

@@ -3,8 +3,9 @@ metadata, flags or a probe. Every refusal is one line that says where the bad va
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 
@@ -15,6 +16,7 @@ LAYOUTS = ("NHWC", "NCHW")
 FLOAT_TYPES = ("tensor(float)", "tensor(float16)", "tensor(double)", "tensor(bfloat16)")
 METADATA = "the model's metadata"
 PROBE = "a 16x16 probe"
+Amount = TypeVar("Amount", int, float)
 
 
 @dataclass(frozen=True)
@@ -180,3 +182,20 @@ def check_result(out: Any, window: tuple[int, int], contract: Contract, batch: i
     if not np.isfinite(np.sum(out, dtype=np.float64)):
         raise SrganError("the model returned NaN or infinite values (an fp16 model overflowing, or a broken model)")
     return out.astype(np.float32, copy=False)
+
+
+def asked_for(session: Any, wanted: bool | None, parse: Callable[[Mapping[str, str]], Amount],
+              default: Amount) -> Amount:
+    """How much of an optional post-processing step a model's results get (0: none), e.g. its degrid sigma.
+
+    Args:
+        session: the open onnxruntime.InferenceSession.
+        wanted: True: always (the metadata's amount, else `default`); False: never (the metadata is not read);
+            None: as the metadata asks.
+        parse: reads the amount from the metadata (0 when it asks for none), raising SrganError on a bad value.
+        default: the amount when `wanted` is True and the metadata asks for none.
+    """
+    if wanted is False:
+        return default * 0
+    amount = parse(session.get_modelmeta().custom_metadata_map or {})
+    return amount or (default if wanted else default * 0)

@@ -20,6 +20,7 @@ import numpy as np
 from PIL import Image
 
 from srgan_cli.errors import SrganError
+from srgan_cli.upscale.contract import asked_for
 from srgan_cli.upscale.pixels import resize_plane
 from srgan_cli.upscale.tiling import Run
 
@@ -39,10 +40,7 @@ def degrid_sigma(session: Any, wanted: bool | None) -> float:
     Raises:
         SrganError: the metadata's value is not a number from 0 to MAX_SIGMA (unless `wanted` is False).
     """
-    if wanted is False:
-        return 0.0
-    sigma = sigma_from_metadata(session.get_modelmeta().custom_metadata_map or {})
-    return sigma or (DEFAULT_SIGMA if wanted else 0.0)
+    return asked_for(session, wanted, sigma_from_metadata, DEFAULT_SIGMA)
 
 
 def sigma_from_metadata(meta: Mapping[str, str]) -> float:
@@ -87,6 +85,15 @@ def _smooth(array: np.ndarray, axis: int, passes: int) -> np.ndarray:
     for _ in range(passes):
         array = _box3(array, axis)
     return array
+
+
+def smooth_2d(array: np.ndarray, sigma: float) -> np.ndarray:
+    """`array` blurred over its first two axes by a cascade of 3-wide boxes of about a Gaussian's `sigma` (pixels)."""
+    return _smooth_both(array, _passes(sigma))
+
+
+def _smooth_both(array: np.ndarray, passes: int) -> np.ndarray:
+    return _smooth(_smooth(array, 1, passes), 0, passes)
 
 
 def _phase_mean(residual: np.ndarray) -> np.ndarray:
@@ -142,7 +149,7 @@ def _grid_of(residual: np.ndarray, scale: int, passes: int) -> np.ndarray:
     deviation = phases - _phase_mean(phases)
     rows, cols = _inner(height), _inner(width)
     inner = deviation[rows][:, cols]  # the edges repeat the nearest inner row or column
-    grid = _smooth(_smooth(inner, 1, passes), 0, passes)
+    grid = _smooth_both(inner, passes)
     edge_y, edge_x = min(BORDER, height // 2), min(BORDER, width // 2)
     for side in (slice(0, edge_y), slice(height - edge_y, height)):
         grid[side] = _smooth(deviation[side][:, cols], 1, passes)

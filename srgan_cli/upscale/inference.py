@@ -21,6 +21,7 @@ from PIL import Image
 
 from srgan_cli.errors import SrganError, UsageError
 from srgan_cli.upscale import files, formats, imaging, interop
+from srgan_cli.upscale.consistency import consistency_passes, consistent
 from srgan_cli.upscale.contract import check_result, read_contract
 from srgan_cli.upscale.degrid import degrid_sigma, degridded
 from srgan_cli.upscale.imaging import Photo
@@ -61,6 +62,8 @@ class UpscaleSettings:
             or 'auto' (see `srgan_cli.upscale.precision`).
         degrid: take the LR-grid pattern out of each result (`srgan_cli.upscale.degrid`); None: when the model's
             metadata asks for it.
+        consistency: project each result back onto its LR where the LR looks undamaged
+            (`srgan_cli.upscale.consistency`); None: when the model's metadata asks for it.
 
     Raises:
         UsageError: on construction, a value that can never work (the model and its contract are checked when an
@@ -80,6 +83,7 @@ class UpscaleSettings:
     outscale: float | None = None
     precision: str = "fp32"
     degrid: bool | None = None
+    consistency: bool | None = None
 
     def __post_init__(self) -> None:
         parse_device(self.device)
@@ -105,8 +109,8 @@ class Upscaler:
 
     Args:
         model_path: ONNX file or shipped model name (default: the shipped model).
-        device, tile, tile_pad, tta, alpha, threads, scale, layout, value_range, outscale, precision, degrid: as
-            `UpscaleSettings`.
+        device, tile, tile_pad, tta, alpha, threads, scale, layout, value_range, outscale, precision, degrid,
+            consistency: as `UpscaleSettings`.
 
     Attributes:
         settings: what it was built with.
@@ -117,6 +121,7 @@ class Upscaler:
         tile_pad: the context pixels per tile side (by precision when the settings say None).
         tile_note: with the settings' tile None, one line saying what was picked and why (else empty).
         degrid_sigma: the grid suppression applied, in LR pixels (0.0: none).
+        consistency_passes: the back-projection passes applied (0: none).
 
     Raises:
         UsageError: bad settings, or no model given and none shipped.
@@ -127,14 +132,16 @@ class Upscaler:
                  tile: int | Literal["default"] | None = "default",
                  tile_pad: int | None = None, tta: bool = False, alpha: str = "bicubic", threads: int | None = None,
                  scale: int | None = None, layout: str | None = None, value_range: str | None = None,
-                 outscale: float | None = None, precision: str = "fp32", degrid: bool | None = None) -> None:
+                 outscale: float | None = None, precision: str = "fp32", degrid: bool | None = None,
+                 consistency: bool | None = None) -> None:
         self.settings = UpscaleSettings(
             model=model_path, device=device, tile=tile, tile_pad=tile_pad, tta=tta, alpha=alpha, threads=threads,
             scale=scale, layout=layout, value_range=value_range, outscale=outscale, precision=precision,
-            degrid=degrid)
+            degrid=degrid, consistency=consistency)
         self.session, self.device, self.precision = open_model(model_path, device, threads, precision)
         self.contract = read_contract(self.session, scale, layout, value_range)
         self.degrid_sigma = degrid_sigma(self.session, degrid)
+        self.consistency_passes = consistency_passes(self.session, consistency)
         self.tile_pad = default_pad(self.precision.precision) if tile_pad is None else tile_pad
         self.tile_note = ""
         if tile is not None:
@@ -184,8 +191,8 @@ class Upscaler:
             gray: return HxWx1 luma (BT.601) instead of RGB.
             on_window: progress hook, called with the LR pixels done after each tile.
             notes: receives a line when the tile had to shrink.
-            degrid: False skips the grid suppression the settings or the model ask for (an alpha plane: its hard
-                edges on the grid are real).
+            degrid: False skips the grid suppression and the back-projection the settings or the model ask for
+                (an alpha plane: its hard edges on the grid are real, and it has no JPEG or noise to tell apart).
 
         Returns:
             (H*scale)x(W*scale)x(3 or 1) array in `out_dtype`.
@@ -194,20 +201,24 @@ class Upscaler:
             SrganError: the model fails, returns no image, or runs out of memory even on 16-px tiles.
         """
         padded, (top, left) = pad_to_min(image)
-        sigma = self.degrid_sigma if degrid else 0.0
+        refine = (self.degrid_sigma, self.consistency_passes) if degrid else (0.0, 0)
         if padded is image:
-            return self._tiled(image, out_dtype, gray, on_window, notes, sigma)
-        out = self._tiled(padded, out_dtype, gray, None, notes, sigma)
+            return self._tiled(image, out_dtype, gray, on_window, notes, refine)
+        out = self._tiled(padded, out_dtype, gray, None, notes, refine)
         height, width, s = image.shape[0], image.shape[1], self.scale
         if on_window:
             on_window(height * width)
         return np.ascontiguousarray(out[top * s:(top + height) * s, left * s:(left + width) * s])
 
     def _tiled(self, image: np.ndarray, out_dtype: type | np.dtype, gray: bool, on_window: OnWindow | None,
-               notes: list[str] | None, sigma: float) -> np.ndarray:
+               notes: list[str] | None, refine: tuple[float, int]) -> np.ndarray:
+        """`refine`: the degrid sigma and the back-projection passes for each window's result (0: none)."""
         run = self_ensemble(self.run_window) if self.settings.tta else self.run_window
+        sigma, passes = refine
         if sigma:
             run = degridded(run, self.scale, sigma)
+        if passes:
+            run = consistent(run, self.scale, passes)
         try:
             return upscale_retrying(image, run, self.scale, self.tile, self.tile_pad,
                                     finish=finisher(out_dtype, gray), on_window=on_window, notes=notes)

@@ -43,12 +43,13 @@ def test_export_of_weights_file_and_fp16(photos, tmp_path):
     assert train("--data", photos, "--runs", tmp_path, "--name", "w", *TINY, "--steps", "1", "-q").exit_code == 0
     out = tmp_path / "w16.onnx"
     result = runner.invoke(app, ["export", str(tmp_path / "w" / "generator.weights.h5"), "-o", str(out), "--fp16",
-                                 "--degrid", "1.5"])
+                                 "--degrid", "1.5", "--consistency", "6"])
     assert result.exit_code == 0, result.output
     import onnx
     model = onnx.load(str(out))
     assert onnx.TensorProto.FLOAT16 in {init.data_type for init in model.graph.initializer}
-    assert {p.key: p.value for p in model.metadata_props}["degrid"] == "1.5"  # srgan upscale degrids its results
+    meta = {p.key: p.value for p in model.metadata_props}
+    assert meta["degrid"] == "1.5" and meta["consistency"] == "6"  # srgan upscale degrids and back-projects
 
 
 def test_export_refuses_a_corrupted_model(photos, tmp_path):

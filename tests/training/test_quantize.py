@@ -238,6 +238,9 @@ def test_export_int8_keeps_the_convs_asked_for_in_float(tiny, deeper):
     degrid = _export(deeper, "--int8", "--calibration", tiny["calib"], "--degrid", "1.5",
                      "-o", deeper.with_name("never_int8.onnx"))
     assert degrid.exit_code == 2 and "keeps that file's degrid metadata" in degrid.output
+    passes = _export(deeper, "--int8", "--calibration", tiny["calib"], "--consistency", "6",
+                     "-o", deeper.with_name("never_int8.onnx"))
+    assert passes.exit_code == 2 and "keeps that file's consistency metadata" in passes.output
 
 
 def test_calibration_takes_turns_between_clean_and_damaged_photos(tiny):
