@@ -30,12 +30,12 @@ from srgan_cli.upscale.pixels import resize_plane
 from srgan_cli.upscale.tiling import Run
 
 METADATA_KEY = "consistency"  # the model's metadata: the back-projection passes its results get
-DEFAULT_ITERATIONS = 10  # srgan_x4_real, BSD100 clean: 6 passes NIQE +0.02 (weights/README.md)
+DEFAULT_ITERATIONS = 10  # srgan_x4_real, BSD100 clean: 6 passes NIQE +0.03 (weights/README.md)
 MAX_ITERATIONS = 16  # each pass reaches a little further; 10 stay within 1/255 of the whole image at the default pad
-GATE_SIGMA = 2.0  # LR pixels over which the departure from the LR is measured (4: clean NIQE +0.02)
+GATE_SIGMA = 2.0  # LR pixels over which the departure from the LR is measured (4: clean NIQE +0.01 to +0.02)
 GATE_OPEN = 1.5 / 255  # departures (Y RMS, [0, 1] values) under this are projected back in full
 GATE_SHUT = 2.5 / 255  # and from this up only in low frequencies: the LR is taken to be damaged there
-LOW_SIGMA = 1.0  # LR pixels; 0.7 lets JPEG damage through (BSD100 jpeg:75 -0.26 dB), 2 keeps less of the tint
+LOW_SIGMA = 1.0  # LR pixels; 0.7 lets JPEG damage through (BSD100 jpeg:75 -0.25 dB), 2 keeps less of the tint
 LUMA = np.array([65.481, 128.553, 24.966], np.float32) / 255  # BT.601 Y as the evaluation's PSNR-Y weighs it
 
 
@@ -84,7 +84,8 @@ def back_project(sr: np.ndarray, lr: np.ndarray, scale: int, passes: int = DEFAU
         passes: back-projection passes; 0 returns `sr` as it is.
 
     Returns:
-        float32 array of `sr`'s shape (not clipped: the caller's finish clips).
+        float32 array of `sr`'s shape, not clipped to [0, 1] (as the model's own results are not: integer results
+        are clipped when they are rounded).
 
     Raises:
         ValueError: `sr` is not `lr` enlarged `scale` times with the same channels.
