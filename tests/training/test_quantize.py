@@ -62,8 +62,13 @@ def test_quantized_graph_runs(tiny, tmp_path, exclude, last):
     reference = ort.InferenceSession(str(tiny["model"]), providers=["CPUExecutionProvider"])
     got, expected = (s.run(None, {"lr": lr})[0] for s in (session, reference))
     assert got.shape == expected.shape == (1, 40, 56, 3)
-    assert np.abs(got - expected).mean() < 0.01  # 2.5 levels (3 near-identity convs requantized in a row)
-    assert check_against_fp32(tiny["model"], out, tiny["check"], refuse=None)["int8_vs_fp32_psnr"] > 40
+    # 2.5 levels (3 near-identity convs requantized in a row); without VNNI/AMX, ONNX Runtime's AVX2 kernel sums
+    # pairs of uint8 x int8 products in saturating int16 and loses a little more
+    # (0.0124 and 36.2 dB on an AVX2-only EPYC; `srgan upscale --precision int8` warns of it on such CPUs)
+    vnni = cpu_has_vnni()
+    assert np.abs(got - expected).mean() < (0.01 if vnni else 0.016)
+    check = check_against_fp32(tiny["model"], out, tiny["check"], refuse=None)
+    assert check["int8_vs_fp32_psnr"] > (40 if vnni else 34)
 
 
 def test_within_the_recorded_bound(tiny, int8):
