@@ -130,8 +130,8 @@ def choose(requested: str, model: Path, device: str, threads: int, measure: bool
 def _auto_cpu(model: Path, threads: int, measure: bool, cache: Path | None) -> Choice:
     int8 = variant_path(model, "int8")
     if not int8.is_file() and model.parent in models.WEIGHTS_DIRS:
-        return Choice("fp32", model, f"auto: no int8 copy of {model.stem} is shipped now (see "
-                                     "weights/README.md)")
+        return Choice("fp32", model, f"auto: no int8 copy of {model.stem} is shipped now, see "
+                                     "weights/README.md")
     if not int8.is_file():
         return Choice("fp32", model, f"auto: no {int8.name} beside {model.name}")
     features = cpu_int8_features()
