@@ -26,7 +26,7 @@ from PIL import Image
 from srgan_cli.errors import SrganError
 from srgan_cli.upscale.contract import asked_for
 from srgan_cli.upscale.degrid import smooth_2d
-from srgan_cli.upscale.pixels import resize_plane
+from srgan_cli.upscale.pixels import check_enlarged, resize_channels, resize_plane
 from srgan_cli.upscale.tiling import Run
 
 METADATA_KEY = "consistency"  # the model's metadata: the back-projection passes its results get
@@ -90,11 +90,10 @@ def back_project(sr: np.ndarray, lr: np.ndarray, scale: int, passes: int = DEFAU
     Raises:
         ValueError: `sr` is not `lr` enlarged `scale` times with the same channels.
     """
-    height, width, channels = lr.shape
-    if sr.shape != (height * scale, width * scale, channels):
-        raise ValueError(f"back_project: a {sr.shape} result is not the x{scale} of a {lr.shape} input")
+    check_enlarged(sr, lr, scale, "back_project")
     if not passes:
         return sr
+    height, width = lr.shape[:2]
     residual = lr - _resized(sr, (width, height))
     gate, kernel = _gate(residual), _round_trip_kernel(scale)
     total = np.zeros_like(residual)
@@ -129,9 +128,7 @@ def _filtered(array: np.ndarray, kernel: np.ndarray, axis: int) -> np.ndarray:
 
 
 def _resized(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    """Each channel of a float32 (h, w, C) image resized by bicubic to `size` (width, height)."""
-    return np.stack([resize_plane(image[..., c], size, Image.Resampling.BICUBIC)
-                     for c in range(image.shape[2])], axis=-1)
+    return resize_channels(image, size, Image.Resampling.BICUBIC)
 
 
 def _gate(residual: np.ndarray) -> np.ndarray:

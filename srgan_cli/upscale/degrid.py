@@ -21,7 +21,7 @@ from PIL import Image
 
 from srgan_cli.errors import SrganError
 from srgan_cli.upscale.contract import asked_for
-from srgan_cli.upscale.pixels import resize_plane
+from srgan_cli.upscale.pixels import check_enlarged, resize_plane
 from srgan_cli.upscale.tiling import Run
 
 METADATA_KEY = "degrid"  # the model's metadata: the sigma in LR pixels its outputs are degridded with
@@ -125,9 +125,8 @@ def remove_grid(sr: np.ndarray, lr: np.ndarray, scale: int, sigma: float = DEFAU
     Raises:
         ValueError: `sr` is not `lr` enlarged `scale` times with the same channels.
     """
+    check_enlarged(sr, lr, scale, "remove_grid")
     height, width, channels = lr.shape
-    if sr.shape != (height * scale, width * scale, channels):
-        raise ValueError(f"remove_grid: a {sr.shape} result is not the x{scale} of a {lr.shape} input")
     if not sigma:
         return sr
     out = np.empty(sr.shape, np.float32)

@@ -55,11 +55,28 @@ def resize_plane(plane: np.ndarray, size: tuple[int, int],
     return out.astype(dtype)
 
 
+def resize_channels(image: np.ndarray, size: tuple[int, int],
+                    resample: Image.Resampling = Image.Resampling.LANCZOS) -> np.ndarray:
+    """Each channel of an HxWxC image resized by `resize_plane` to `size` (width, height), same dtype."""
+    return np.stack([resize_plane(image[..., c], size, resample) for c in range(image.shape[2])], axis=2)
+
+
+def check_enlarged(sr: np.ndarray, lr: np.ndarray, scale: int, caller: str) -> None:
+    """Refuse an SR result that is not `lr` (HxWxC) enlarged `scale` times with the same channels.
+
+    Raises:
+        ValueError: naming `caller` and both shapes.
+    """
+    height, width, channels = lr.shape
+    if sr.shape != (height * scale, width * scale, channels):
+        raise ValueError(f"{caller}: a {sr.shape} result is not the x{scale} of a {lr.shape} input")
+
+
 def resize_photo(photo: Photo, factor: float) -> Photo:
     """Final high-quality (Lanczos) resize of an upscaled photo by `factor`, for --outscale."""
     width, height = photo.size
     size = (max(1, round(width * factor)), max(1, round(height * factor)))
-    color = np.stack([resize_plane(photo.color[..., c], size) for c in range(photo.color.shape[2])], axis=2)
+    color = resize_channels(photo.color, size)
     alpha = None if photo.alpha is None else resize_plane(photo.alpha, size)
     return replace(photo, color=color, alpha=alpha)
 
