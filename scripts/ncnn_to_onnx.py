@@ -13,7 +13,6 @@ metadata says so, with the scale (the product of the Interp factors), in `srgan 
 from __future__ import annotations
 
 import argparse
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -154,12 +153,12 @@ def _binary(layer: Layer, b: Builder) -> None:
     b.node(BINARY_OPS[op], [b.name(blob) for blob in layer.inputs], layer.outputs[0])
 
 
-def _emit(layers: list[Layer], weights: Weights, b: Builder) -> Iterator[str]:
-    """Adds each layer's nodes; yields the names of the graph's input blobs."""
+def _emit(layers: list[Layer], weights: Weights, b: Builder) -> None:
+    """Adds each layer's nodes (an Input layer is the graph's input and adds none)."""
     for layer in layers:
         if layer.kind == "Input":
-            yield layer.outputs[0]
-        elif layer.kind == "Split":
+            continue
+        if layer.kind == "Split":
             b.alias.update({out: b.name(layer.inputs[0]) for out in layer.outputs})
         elif layer.kind == "Convolution":
             _convolution(layer, weights, b)
@@ -189,7 +188,10 @@ def convert(param: Path, weights: Path, output_blob: str = "output") -> onnx.Mod
     b = Builder()
     reader = Weights(weights.read_bytes())
     layers = parse_param(param.read_text())
-    inputs = list(_emit(layers, reader, b))
+    inputs = [layer.outputs[0] for layer in layers if layer.kind == "Input"]
+    if len(inputs) != 1:
+        raise ValueError(f"{param}: {len(inputs)} Input layers; an SR model has one")
+    _emit(layers, reader, b)
     if reader.offset != len(reader.data):
         raise ValueError(f"{weights}: {len(reader.data) - reader.offset} bytes left over; not this .param's weights")
     if b.name(output_blob) != "output":
@@ -201,7 +203,7 @@ def convert(param: Path, weights: Path, output_blob: str = "output") -> onnx.Mod
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], producer_name="ncnn_to_onnx",
                               ir_version=8)  # what the onnxruntime of this stack reads
     scale = int(np.prod([layer.get(1, 1) for layer in layers if layer.kind == "Interp"]))
-    onnx.helper.set_model_props(model, {"layout": "NCHW", "value_range": "0,1", "scale": str(scale)})
+    helper.set_model_props(model, {"layout": "NCHW", "value_range": "0,1", "scale": str(scale)})
     onnx.checker.check_model(model)
     return model
 

@@ -1,5 +1,8 @@
 """Shared fixtures: tiny ONNX models and small generated photos (no network, nothing from ../shared)."""
 
+import importlib.util
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -8,6 +11,15 @@ from PIL import Image
 from tests.tiny_models import make_sr_model
 
 SRGAN_META = {"scale": 4, "layout": "NHWC", "value_range": "0,1"}
+
+
+def load_file_module(path: Path, name: str):
+    """A script or recipe outside the packages (scripts/, examples/) imported as module `name`."""
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module  # dataclasses and pickling look the module up by name
+    spec.loader.exec_module(module)
+    return module
 
 
 @pytest.fixture(scope="session")

@@ -1,6 +1,5 @@
 """The Dask recipe (examples/dask_upscale.py) on local two-worker clusters on 127.0.0.1, and on an object store."""
 
-import importlib.util
 import json
 import os
 import re
@@ -15,7 +14,7 @@ import pytest
 from PIL import Image
 
 from srgan_cli.upscale.inference import Upscaler, UpscaleSettings
-from tests.conftest import SRGAN_META, photo_array
+from tests.conftest import SRGAN_META, load_file_module, photo_array
 from tests.tiny_models import make_sr_model
 
 distributed = pytest.importorskip("distributed")  # the `dask` extra
@@ -27,11 +26,7 @@ TIMEOUT = 120  # seconds one run of the recipe may take on a loaded machine (it 
 
 @pytest.fixture(scope="module")
 def recipe():
-    spec = importlib.util.spec_from_file_location("dask_upscale", RECIPE)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["dask_upscale"] = module
-    spec.loader.exec_module(module)
-    yield module
+    yield load_file_module(RECIPE, "dask_upscale")
     sys.modules.pop("dask_upscale", None)
 
 

@@ -1,12 +1,12 @@
 """scripts/ncnn_to_onnx.py: a tiny Real-ESRGAN-shaped ncnn model, written here, converts to the same function."""
 
-import importlib.util
 import struct
 import sys
 
 import numpy as np
 import pytest
 
+from tests.conftest import load_file_module
 from tests.training.helpers import REPO
 
 ort = pytest.importorskip("onnxruntime")
@@ -28,12 +28,10 @@ Convolution  conv4  1 1 b1 output 0=3 1=3 4=1 5=1 6=108
 """
 
 
-def _script():
-    spec = importlib.util.spec_from_file_location("ncnn_to_onnx", REPO / "scripts" / "ncnn_to_onnx.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["ncnn_to_onnx"] = module
-    spec.loader.exec_module(module)
-    return module
+@pytest.fixture(scope="module")
+def script():
+    yield load_file_module(REPO / "scripts" / "ncnn_to_onnx.py", "ncnn_to_onnx")
+    sys.modules.pop("ncnn_to_onnx", None)
 
 
 def _weights():
@@ -81,10 +79,9 @@ def tiny_ncnn(tmp_path):
     return tmp_path / "tiny.param", weights, biases
 
 
-def test_the_converted_model_computes_what_the_ncnn_layers_say(tiny_ncnn, tmp_path):
+def test_the_converted_model_computes_what_the_ncnn_layers_say(script, tiny_ncnn):
     param, weights, biases = tiny_ncnn
-    module = _script()
-    model = module.convert(param, param.with_suffix(".bin"))
+    model = script.convert(param, param.with_suffix(".bin"))
     x = RNG.random((2, 3, 5, 7), dtype=np.float32)
     session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
     out = session.run(None, {"data": x})[0]
@@ -93,23 +90,22 @@ def test_the_converted_model_computes_what_the_ncnn_layers_say(tiny_ncnn, tmp_pa
         np.testing.assert_allclose(out[i], _reference(x[i], weights, biases), atol=1e-4)
 
 
-def test_the_converted_model_carries_a_contract_srgan_reads(tiny_ncnn):
+def test_the_converted_model_carries_a_contract_srgan_reads(script, tiny_ncnn):
     from srgan_cli.upscale.contract import read_contract
 
     param, _, _ = tiny_ncnn
-    model = _script().convert(param, param.with_suffix(".bin"))
+    model = script.convert(param, param.with_suffix(".bin"))
     contract = read_contract(ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"]))
     assert (contract.layout, contract.value_range, contract.scale) == ("NCHW", (0.0, 1.0), 2)
 
 
-def test_unknown_layers_and_mismatched_weights_are_refused_by_name(tiny_ncnn, tmp_path):
+def test_unknown_layers_and_mismatched_weights_are_refused_by_name(script, tiny_ncnn, tmp_path):
     param, _, _ = tiny_ncnn
-    module = _script()
     odd = tmp_path / "odd.param"
     odd.write_text(PARAM.replace("BinaryOp     add2", "Pooling      add2"))
     with pytest.raises(ValueError, match="add2: ncnn layer type Pooling"):
-        module.convert(odd, param.with_suffix(".bin"))
+        script.convert(odd, param.with_suffix(".bin"))
     longer = tmp_path / "longer.bin"
     longer.write_bytes(param.with_suffix(".bin").read_bytes() + b"\0" * 8)
     with pytest.raises(ValueError, match="8 bytes left over"):
-        module.convert(param, longer)
+        script.convert(param, longer)
