@@ -35,6 +35,7 @@ from srgan_cli.training.plan import RunPlan
 from srgan_cli.training.runfolder import EXTRA_TERMS, LOG_FIELDS, RunFolder, RunState
 from srgan_cli.training.trainer import Trainer
 from srgan_cli.training.validation import load_validation, save_sample, validate
+from srgan_cli.training.watch import DiscriminatorWatch
 
 log = logging.getLogger("srgan")
 Progress = Callable[[int, int, dict[str, Any]], None]  # (step, total steps, row) after each step
@@ -181,6 +182,7 @@ def _loop(config: TrainConfig, run: RunFolder, trainer: Trainer, photos: patches
     sync = workers.StepSync(trainer, strategy, workers_count)
     early = state.step + EARLY_VALIDATION
     shown_psnr = None  # validated by this process: a resumed run shows no number from before it stopped
+    watch = DiscriminatorWatch()
     started = time.monotonic()
     with stop_requests() as stop:
         while state.step < config.steps and not sync.stopping(stop["stop"]):
@@ -193,6 +195,8 @@ def _loop(config: TrainConfig, run: RunFolder, trainer: Trainer, photos: patches
             bad = [f"{k} {v}" for k, v in row.items() if isinstance(v, float) and not math.isfinite(v)]
             if bad:
                 raise SrganError(f"{bad[0]} at step {step}: stopped; {resume_hint(run.checkpoint)}")
+            if "d_loss" in row and step > config.d_warmup and (warning := watch.update(step, row["d_loss"])):
+                log.warning(warning)
             state.step = step
             validated = _periodic(config, run, trainer, val_pairs, state, row, sample, step == early)
             shown_psnr = row["val_psnr"] if validated else shown_psnr
