@@ -3,7 +3,8 @@
 Cuts (LR, HR) patch pairs from a photo folder in numpy, in parallel processes (Pillow bicubic, the evaluation
 protocol's degradation, or with --degradation-config the realistic pipeline); starts the registry's generator from a
 `.weights.h5`; trains it against the paper's or the U-Net discriminator with pixel L1 + perceptual (VGG, fixed random
-weights by default) + adversarial (RaGAN by default) + optional LDL, lattice, low-frequency and overshoot losses, one
+weights by default) + adversarial (RaGAN by default) + optional LDL, lattice, low-frequency and overshoot losses, and
+L1 toward a --teacher (an ncnn model such as Real-ESRGAN x4plus, run on the device as a Keras model); one
 discriminator update then one generator update per step (`srgan_cli.training.gan_step`: stateless calls,
 jax.value_and_grad, jax.jit); keeps a moving average of the generator (--ema); stops at --steps or --minutes (counted
 from the start, patch cutting and compilation included); writes atomically, every --save-every steps and at the end
@@ -65,10 +66,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--vgg-weights", default="random", help="'random' (fixed seeded), 'imagenet' or a notop .h5 file")
     for name, default, what in (("content", 1.0, "VGG feature MSE"), ("pixel", 1e-2, "pixel L1"),
                                 ("adv", 5e-3, "adversarial loss"), ("ldl", 0.0, "LDL artifact-weighted L1"),
+                                ("teacher", 0.0, "L1 toward the --teacher's SR"),
                                 ("lattice", 0.0, "lattice (4-px grid) loss"), ("lowfreq", 0.0, "4x4-block-mean loss"),
                                 ("colour", 0.0, "crop-mean colour loss"),
                                 ("overshoot", 0.0, "overshoot (halo) loss")):
         p.add_argument(f"--{name}-weight", type=float, default=default, help=f"weight of the {what}")
+    p.add_argument("--teacher", help="an ncnn .param (the .bin beside it) of an SR model to distil, run on the "
+                   "device as a Keras model (e.g. Real-ESRGAN x4plus); needs --teacher-weight")
     p.add_argument("--ema", type=float, default=0.999, help="moving-average decay of the generator (0: none)")
     p.add_argument("--patches", type=int, default=50_000, help="patch pairs cut up front (recycled)")
     p.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="processes cutting patches")
@@ -109,6 +113,7 @@ def write_config(args: argparse.Namespace) -> None:
         steps=args.steps, batch_size=args.batch_size, hr_size=args.hr_size, lr=args.lr, ema=args.ema,
         pixel_loss="l1", content_loss="mse" if args.content_loss == "none" else args.content_loss,
         adv_weight=args.adv_weight, pixel_weight=args.pixel_weight, ldl_weight=args.ldl_weight,
+        teacher=args.teacher or "", teacher_weight=args.teacher_weight,
         lattice_weight=args.lattice_weight, lowfreq_weight=args.lowfreq_weight, colour_weight=args.colour_weight,
         overshoot_weight=args.overshoot_weight, d_warmup=args.d_warmup, discriminator=args.discriminator,
         gan_loss=args.gan_loss, vgg_weights=args.vgg_weights,
@@ -134,10 +139,20 @@ def build(args: argparse.Namespace) -> Any:
                                                                                          args.vgg_weights)
     weights = GanWeights(
         content=args.content_weight if extractor is not None else 0.0, pixel=args.pixel_weight, adv=args.adv_weight,
-        ldl=args.ldl_weight, lattice=args.lattice_weight, lowfreq=args.lowfreq_weight, colour=args.colour_weight,
-        overshoot=args.overshoot_weight, gan_loss=args.gan_loss,
+        ldl=args.ldl_weight, teacher=args.teacher_weight, lattice=args.lattice_weight, lowfreq=args.lowfreq_weight,
+        colour=args.colour_weight, overshoot=args.overshoot_weight, gan_loss=args.gan_loss,
         content_scale=losses.feature_scale(args.content_loss, args.vgg_weights), ema=args.ema)
     return StatelessGan(generator, discriminator, extractor, weights, args.lr)
+
+
+def teacher(args: argparse.Namespace) -> Any:
+    """The compiled --teacher (LR -> its SR in [-1,1]), or None without one."""
+    if not args.teacher:
+        return None
+    from srgan_cli.training.gan_step import teaching
+    from srgan_cli.training.ncnn import keras_model
+
+    return teaching(keras_model(Path(args.teacher)))
 
 
 def save(gan: Any, state: Any, args: argparse.Namespace) -> None:
@@ -163,11 +178,15 @@ def train(args: argparse.Namespace, started: float) -> int:
           f"{args.workers} workers)", flush=True)
     gan = build(args)  # not keras.utils.set_random_seed, which imports TensorFlow where it is installed
     state, d_step, gan_step = gan.initial_state(), compiled(gan.d_step), compiled(gan.step)
+    teach = teacher(args)
     deadline = started + args.minutes * 60 if args.minutes else math.inf
     data, done, clock = endless_batches(lr_patches, hr_patches, args.batch_size, args.seed), 0, time.monotonic()
     while done < args.steps and time.monotonic() < deadline:
         lr, hr = next(data)
-        state, logs = (gan_step if done >= args.d_warmup else d_step)(state, lr, hr)
+        if done >= args.d_warmup:
+            state, logs = gan_step(state, lr, hr, teach(lr) if teach else None)
+        else:
+            state, logs = d_step(state, lr, hr)
         done += 1
         if done % args.log_every == 0 or done == args.steps:
             values = {k: float(v) for k, v in logs.items()}

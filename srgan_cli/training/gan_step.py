@@ -24,6 +24,7 @@ class GanWeights:
         pixel: L1 pixel loss.
         adv: adversarial loss.
         ldl: LDL's artifact-weighted L1 (reference: the moving average when ema > 0).
+        teacher: L1 toward a teacher's SR of the same LR batch (`step`'s `target`).
         lattice, lowfreq, colour, overshoot: the losses of srgan_cli.training.losses of those names.
         gan_loss: 'bce' or 'ragan'.
         content_scale: factor on the feature MSE (losses.feature_scale).
@@ -34,6 +35,7 @@ class GanWeights:
     pixel: float = 1.0
     adv: float = 5e-3
     ldl: float = 0.0
+    teacher: float = 0.0
     lattice: float = 0.0
     lowfreq: float = 0.0
     colour: float = 0.0
@@ -117,7 +119,7 @@ class StatelessGan:
         return self.vgg.stateless_call([], vgg, images, training=False)[0]  # type: ignore[union-attr]
 
     def _g_loss(self, g_train: Any, g_non: Any, d_train: Any, d_non: Any, ema: Any, vgg: Any, lr: Any,
-                hr: Any) -> tuple[Any, dict[str, Any]]:
+                hr: Any, target: Any) -> tuple[Any, dict[str, Any]]:
         w = self.w
         sr = self._generate(g_train, g_non, lr)
         fake, _ = self._logits(d_train, d_non, sr)
@@ -131,29 +133,38 @@ class StatelessGan:
         if w.ldl:
             reference = self._generate(ema, g_non, lr) if ema else None
             terms["ldl_loss"] = ldl.ldl_loss(hr, sr, reference)
+        if w.teacher:
+            terms["teacher_loss"] = ops.mean(ops.abs(target - sr))
         for name, loss in (("lattice", losses.lattice_loss), ("lowfreq", losses.lowfreq_loss),
                            ("colour", losses.colour_loss), ("overshoot", losses.overshoot_loss)):
             if getattr(w, name):
                 terms[f"{name}_loss"] = loss(hr, sr)
         factors = {"adv_loss": w.adv, "content_loss": w.content, "pixel_loss": w.pixel, "ldl_loss": w.ldl,
+                   "teacher_loss": w.teacher,
                    "lattice_loss": w.lattice, "lowfreq_loss": w.lowfreq, "colour_loss": w.colour,
                    "overshoot_loss": w.overshoot}
         total = sum(factors[name] * value for name, value in terms.items())
         return total, terms
 
-    def d_step(self, state: State, lr: Any, hr: Any) -> tuple[State, dict[str, Any]]:
-        """Only the discriminator learns (its warm-up); the generator is run."""
+    def d_step(self, state: State, lr: Any, hr: Any, target: Any = None) -> tuple[State, dict[str, Any]]:
+        """Only the discriminator learns (its warm-up); the generator is run. `target` is not used."""
         g_train, g_non, d_train, d_non, g_opt, d_opt, ema, vgg = state
         sr = ops.stop_gradient(self._generate(g_train, g_non, lr))
         (d_loss, d_non), grads = self._d_grad(d_train, d_non, sr, hr)
         d_train, d_opt = self.d_opt.stateless_apply(d_opt, grads, d_train)
         return (g_train, g_non, d_train, d_non, g_opt, d_opt, ema, vgg), {"d_loss": d_loss}
 
-    def step(self, state: State, lr: Any, hr: Any) -> tuple[State, dict[str, Any]]:
-        """One discriminator update, then one generator update against the updated discriminator."""
+    def step(self, state: State, lr: Any, hr: Any, target: Any = None) -> tuple[State, dict[str, Any]]:
+        """One discriminator update, then one generator update against the updated discriminator.
+
+        Args:
+            state: the networks' and optimizers' values.
+            lr, hr: the batch ([0,1] and [-1,1]).
+            target: a teacher's SR of `lr` in [-1,1] (see `teaching`); needed when the weights have a teacher term.
+        """
         state, logs = self.d_step(state, lr, hr)
         g_train, g_non, d_train, d_non, g_opt, d_opt, ema, vgg = state
-        (g_loss, terms), grads = self._g_grad(g_train, g_non, d_train, d_non, ema, vgg, lr, hr)
+        (g_loss, terms), grads = self._g_grad(g_train, g_non, d_train, d_non, ema, vgg, lr, hr, target)
         g_train, g_opt = self.g_opt.stateless_apply(g_opt, grads, g_train)
         if self.w.ema:
             ema = [e + (1.0 - self.w.ema) * (v - e) for e, v in zip(ema, g_train, strict=True)]
@@ -170,3 +181,21 @@ class StatelessGan:
         for variables, values in pairs:
             for variable, value in zip(variables, values, strict=True):
                 variable.assign(value)
+
+
+def teaching(teacher: keras.Model) -> Callable[[Any], Any]:
+    """A frozen SR model as `f(lr) -> its SR in [-1,1]` (clipped as an image is), compiled by jax.jit; its weights
+    are passed to the compiled function, not baked into it.
+
+    Args:
+        teacher: LR [0,1] -> SR [0,1], channels last (e.g. `ncnn.keras_model` of Real-ESRGAN x4plus).
+    """
+    trainable = [v.value for v in teacher.trainable_variables]
+    non_trainable = [v.value for v in teacher.non_trainable_variables]
+
+    def run(trainable: Any, non_trainable: Any, lr: Any) -> Any:
+        sr = teacher.stateless_call(trainable, non_trainable, lr, training=False)[0]
+        return ops.clip(ops.cast(sr, "float32"), 0.0, 1.0) * 2.0 - 1.0
+
+    run_compiled = compiled(run)
+    return lambda lr: run_compiled(trainable, non_trainable, lr)

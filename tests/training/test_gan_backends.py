@@ -1,8 +1,10 @@
 """The new GAN options off the single-device TensorFlow path: a mirrored strategy, and the JAX accelerator script."""
 
 import os
+import struct
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -52,19 +54,25 @@ print("tensorflow imported:", "tensorflow" in sys.modules)
 """
 
 
-def test_accelerator_gan_script_trains_under_jax_without_tensorflow(photos, tmp_path):
+def run_gan_script(photos, tmp_path, *extra):
+    """scripts/gan_on_accelerator.py under JAX on the CPU from a tiny generator of its own: (init, out, the run)."""
     pytest.importorskip("jax")
     init = build_generator(1, 8)
     init.save_weights(tmp_path / "init.weights.h5")
     out = tmp_path / "out" / "g.weights.h5"
     args = ["--photos", photos, "--init", tmp_path / "init.weights.h5", "--out", out, "--blocks", "1", "--channels",
             "8", "--hr-size", "32", "--batch-size", "2", "--patches", "8", "--workers", "2", "--steps", "3",
-            "--d-warmup", "1", "--content-loss", "vgg22", "--ldl-weight", "1", "--colour-weight", "2", "--ema", "0.5",
-            "--log-every", "1", "--keep-every", "2"]
+            "--d-warmup", "1", "--log-every", "1", *extra]
     env = {**os.environ, "KERAS_BACKEND": "jax", "JAX_PLATFORMS": "cpu"}
     done = subprocess.run([sys.executable, "-c", RUN_SCRIPT, REPO / "scripts" / "gan_on_accelerator.py", *args],
                           capture_output=True, text=True, timeout=600, env=env)
     assert done.returncode == 0, done.stderr[-3000:]
+    return init, out, done
+
+
+def test_accelerator_gan_script_trains_under_jax_without_tensorflow(photos, tmp_path):
+    init, out, done = run_gan_script(photos, tmp_path, "--content-loss", "vgg22", "--ldl-weight", "1",
+                                     "--colour-weight", "2", "--ema", "0.5", "--keep-every", "2")
     assert "after 3 steps" in done.stdout and "tensorflow imported: False" in done.stdout, done.stdout
     assert "step 1 " in done.stdout and "ldl_loss" in done.stdout.splitlines()[-3]  # step 2 trains G with LDL
     assert "colour_loss" in done.stdout.splitlines()[-3]
@@ -82,6 +90,34 @@ def test_accelerator_gan_script_trains_under_jax_without_tensorflow(photos, tmp_
             config.arch_params["channels"]) == ("unet", "ragan", 1.0, 2.0, 8)
     assert not list(out.parent.glob("*partial*"))
     assert [p.name for p in out.parent.glob("*.step*")] == ["g.step2.weights.h5"]
+
+
+TEACHER_PARAM = """7767517
+3 3
+Input        in0  0 1 data
+Interp       up   1 1 data up 0=1 1=4.000000e+00 2=4.000000e+00
+Convolution  conv 1 1 up output 0=3 1=3 4=1 5=1 6=81
+"""
+
+
+def write_nearest_teacher(folder):
+    """A tiny x4 ncnn model: nearest enlargement, then a 3x3 convolution that passes each channel through."""
+    kernel = np.zeros((3, 3, 3, 3), "<f4")
+    kernel[[0, 1, 2], [0, 1, 2], 1, 1] = 1.0
+    (folder / "nearest.param").write_text(TEACHER_PARAM)
+    (folder / "nearest.bin").write_bytes(struct.pack("<I", 0) + kernel.tobytes() + np.zeros(3, "<f4").tobytes())
+    return folder / "nearest.param"
+
+
+def test_accelerator_gan_script_distils_an_ncnn_teacher_under_jax(photos, tmp_path):
+    _, out, done = run_gan_script(photos, tmp_path, "--content-loss", "none", "--teacher",
+                                  write_nearest_teacher(tmp_path), "--teacher-weight", "2", "--ema", "0")
+    logged = [line for line in done.stdout.splitlines() if line.startswith("step ")]
+    assert "teacher_loss" not in logged[0]  # the warm-up trains D alone
+    losses = [float(line.split("teacher_loss ")[1].split()[0]) for line in logged[1:]]
+    assert len(losses) == 2 and all(0.0 < loss < 2.0 for loss in losses), logged
+    config = TrainConfig.load(out.with_name("g.config.json"))
+    assert (config.teacher_weight, Path(config.teacher).name) == (2.0, "nearest.param")
 
 
 def test_accelerator_pretrain_script_saves_inside_an_epoch_under_jax_without_tensorflow(photos, tmp_path):

@@ -1,4 +1,5 @@
-"""scripts/ncnn_to_onnx.py: a tiny Real-ESRGAN-shaped ncnn model, written here, converts to the same function."""
+"""ncnn models: a tiny Real-ESRGAN-shaped one, written here, computes the same function as ONNX
+(scripts/ncnn_to_onnx.py) and as a Keras model (srgan_cli.training.ncnn, a teacher on a lent GPU)."""
 
 import struct
 import sys
@@ -109,3 +110,33 @@ def test_unknown_layers_and_mismatched_weights_are_refused_by_name(script, tiny_
     longer.write_bytes(param.with_suffix(".bin").read_bytes() + b"\0" * 8)
     with pytest.raises(ValueError, match="8 bytes left over"):
         script.convert(param, longer)
+
+
+def test_the_keras_model_computes_what_the_ncnn_layers_say(tiny_ncnn):
+    pytest.importorskip("keras")
+    from srgan_cli.training.ncnn import keras_model
+
+    param, weights, biases = tiny_ncnn
+    model = keras_model(param)
+    x = RNG.random((2, 5, 7, 3), dtype=np.float32)  # channels last
+    out = np.asarray(model(x))
+    assert out.shape == (2, 10, 14, 3)
+    for i in range(2):
+        reference = _reference(x[i].transpose(2, 0, 1), weights, biases).transpose(1, 2, 0)
+        np.testing.assert_allclose(out[i], reference, atol=1e-4)
+
+
+def test_the_keras_model_refuses_what_the_converter_refuses(tiny_ncnn, tmp_path):
+    pytest.importorskip("keras")
+    from srgan_cli.training.ncnn import keras_model
+
+    param, _, _ = tiny_ncnn
+    bilinear = PARAM.replace("up     1 1 e1 u1 0=1", "up     1 1 e1 u1 0=2")
+    (tmp_path / "odd.param").write_text(bilinear)
+    (tmp_path / "odd.bin").write_bytes(param.with_suffix(".bin").read_bytes())
+    with pytest.raises(ValueError, match="up: only nearest Interp"):
+        keras_model(tmp_path / "odd.param")
+    (tmp_path / "longer.param").write_text(PARAM)
+    (tmp_path / "longer.bin").write_bytes(param.with_suffix(".bin").read_bytes() + b"\0" * 4)
+    with pytest.raises(ValueError, match="4 bytes left over"):
+        keras_model(tmp_path / "longer.param")
