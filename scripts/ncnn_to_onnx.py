@@ -22,6 +22,7 @@ from onnx import TensorProto, helper, numpy_helper
 
 from srgan_cli.training.ncnn import (
     Layer,
+    NcnnModel,
     Weights,
     check_binary,
     check_consumed,
@@ -30,8 +31,6 @@ from srgan_cli.training.ncnn import (
     read_convolution,
     read_model,
 )
-
-BINARY_OPS = {0: "Add", 1: "Sub", 2: "Mul"}
 
 
 class Builder:
@@ -87,14 +86,13 @@ def _interp(layer: Layer, b: Builder) -> None:
 
 
 def _binary(layer: Layer, b: Builder) -> None:
-    b.node(BINARY_OPS[check_binary(layer)], [b.name(blob) for blob in layer.inputs], layer.outputs[0])
+    b.node(check_binary(layer).capitalize(), [b.name(blob) for blob in layer.inputs], layer.outputs[0])
 
 
-def _emit(layers: list[Layer], weights: Weights, b: Builder) -> None:
-    """Adds each layer's nodes (an Input layer is the graph's input and adds none)."""
-    for layer in layers:
-        if layer.kind == "Input":
-            continue
+def _emit(model: NcnnModel, b: Builder) -> None:
+    """Adds each layer's nodes (the Input layer is the graph's input and adds none)."""
+    weights = model.weights
+    for layer in model.body():
         if layer.kind == "Split":
             b.alias.update({out: b.name(layer.inputs[0]) for out in layer.outputs})
         elif layer.kind == "Convolution":
@@ -107,8 +105,6 @@ def _emit(layers: list[Layer], weights: Weights, b: Builder) -> None:
             _binary(layer, b)
         elif layer.kind == "Interp":
             _interp(layer, b)
-        else:
-            raise ValueError(f"{layer.name}: ncnn layer type {layer.kind} is not known")
 
 
 def convert(param: Path, weights: Path, output_blob: str = "output") -> onnx.ModelProto:
@@ -124,7 +120,7 @@ def convert(param: Path, weights: Path, output_blob: str = "output") -> onnx.Mod
     """
     b = Builder()
     model = read_model(param, weights)
-    _emit(model.layers, model.weights, b)
+    _emit(model, b)
     check_consumed(model.weights, weights)
     if b.name(output_blob) != "output":
         b.node("Identity", [b.name(output_blob)], "output")

@@ -8,6 +8,7 @@ Split, Concat, Eltwise (a weighted sum), BinaryOp (add, sub, mul of two blobs) a
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -16,6 +17,8 @@ import numpy as np
 
 FP16_TAG = 0x01306B47
 CONCAT_AXES = {0: -1, 1: 1, 2: 2}  # ncnn's (C, H, W) axes in a channels-last batch
+KNOWN_LAYERS = {"Input", "Split", "Convolution", "Concat", "Eltwise", "BinaryOp", "Interp"}
+BINARY_OPS = ("add", "sub", "mul")  # ncnn's BinaryOp operation 0, 1, 2
 
 
 @dataclass
@@ -76,7 +79,6 @@ class Weights:
         return values
 
 
-
 @dataclass
 class NcnnModel:
     """An ncnn model read whole: its layers, the reader of its weights, and its input blob."""
@@ -89,6 +91,14 @@ class NcnnModel:
     def scale(self) -> int:
         """The upscaling factor: the product of the Interp factors."""
         return int(np.prod([layer.get(1, 1) for layer in self.layers if layer.kind == "Interp"]))
+
+    def body(self) -> Iterator[Layer]:
+        """The layers after the Input, in order. Raises ValueError at the first of a type that is not known."""
+        for layer in self.layers:
+            if layer.kind not in KNOWN_LAYERS:
+                raise ValueError(f"{layer.name}: ncnn layer type {layer.kind} is not known")
+            if layer.kind != "Input":
+                yield layer
 
 
 def read_model(param: Path, weights: Path) -> NcnnModel:
@@ -155,74 +165,71 @@ def check_interp(layer: Layer) -> tuple[int, int]:
     return int(layer.get(1, 1)), int(layer.get(2, 1))
 
 
-def check_binary(layer: Layer) -> int:
-    """A BinaryOp's operation (0 add, 1 sub, 2 mul). Raises ValueError unless it is one of those on two blobs."""
+def check_binary(layer: Layer) -> str:
+    """A BinaryOp's operation ('add', 'sub' or 'mul'). Raises ValueError for any other, or not on two blobs."""
     op = int(layer.get(0, 0))
-    if op not in (0, 1, 2) or layer.get(1, 0) or len(layer.inputs) != 2:
+    if op not in range(len(BINARY_OPS)) or layer.get(1, 0) or len(layer.inputs) != 2:
         raise ValueError(f"{layer.name}: only BinaryOp add/sub/mul of two blobs is known")
-    return op
+    return BINARY_OPS[op]
 
 
 class KerasBuilder:
     """Keras layers for an ncnn model's blobs, channels last; Split outputs are aliases of their input."""
 
-    def __init__(self, keras: Any, model: NcnnModel, dtype: str) -> None:
-        self.keras, self.model, self.dtype = keras, model, dtype
+    def __init__(self, keras: Any, weights: Weights) -> None:
+        self.keras, self.weights = keras, weights
         self.blobs: dict[str, Any] = {}
 
     def convolution(self, layer: Layer) -> Any:
-        conv = read_convolution(layer, self.model.weights)
+        conv = read_convolution(layer, self.weights)
         layers, x = self.keras.layers, self.blobs[layer.inputs[0]]
         size = conv.kernel.shape[2:]
         same = conv.stride == 1 and size[0] == size[1] and conv.pad * 2 == (size[0] - 1) * conv.dilation
         if conv.pad and not same:
-            x = layers.ZeroPadding2D(conv.pad, dtype=self.dtype)(x)
+            x = layers.ZeroPadding2D(conv.pad)(x)
         keras_conv = layers.Conv2D(conv.kernel.shape[0], size, strides=conv.stride, dilation_rate=conv.dilation,
                                    padding="same" if same else "valid", use_bias=conv.bias is not None,
-                                   name=layer.name, dtype=self.dtype)
+                                   name=layer.name)
         x = keras_conv(x)
         keras_conv.set_weights([conv.kernel.transpose(2, 3, 1, 0)] + ([conv.bias] if conv.bias is not None else []))
         if conv.activation == 1:
-            return layers.ReLU(dtype=self.dtype)(x)
+            return layers.ReLU()(x)
         if conv.activation == 2:
-            return layers.LeakyReLU(negative_slope=conv.slope, dtype=self.dtype)(x)
+            return layers.LeakyReLU(negative_slope=conv.slope)(x)
         return x
 
     def eltwise(self, layer: Layer) -> Any:
-        terms = [self.blobs[blob] if coeff == 1.0 else self.keras.layers.Rescaling(coeff, dtype=self.dtype)(
-            self.blobs[blob]) for blob, coeff in zip(layer.inputs, check_eltwise(layer), strict=True)]
-        return self.keras.layers.Add(dtype=self.dtype)(terms) if len(terms) > 1 else terms[0]
+        terms = [self.blobs[blob] if coeff == 1.0 else self.keras.layers.Rescaling(coeff)(self.blobs[blob])
+                 for blob, coeff in zip(layer.inputs, check_eltwise(layer), strict=True)]
+        return self.keras.layers.Add()(terms) if len(terms) > 1 else terms[0]
 
     def binary(self, layer: Layer) -> Any:
-        kind = (self.keras.layers.Add, self.keras.layers.Subtract, self.keras.layers.Multiply)[check_binary(layer)]
-        return kind(dtype=self.dtype)([self.blobs[blob] for blob in layer.inputs])
+        layers = self.keras.layers
+        kind = {"add": layers.Add, "sub": layers.Subtract, "mul": layers.Multiply}[check_binary(layer)]
+        return kind()([self.blobs[blob] for blob in layer.inputs])
 
     def interp(self, layer: Layer) -> Any:
-        return self.keras.layers.UpSampling2D(check_interp(layer), interpolation="nearest",
-                                              dtype=self.dtype)(self.blobs[layer.inputs[0]])
+        return self.keras.layers.UpSampling2D(check_interp(layer), interpolation="nearest")(self.blobs[layer.inputs[0]])
 
     def concat(self, layer: Layer) -> Any:
         axis = CONCAT_AXES[int(layer.get(0, 0))]
-        return self.keras.layers.Concatenate(axis=axis, dtype=self.dtype)([self.blobs[b] for b in layer.inputs])
+        return self.keras.layers.Concatenate(axis=axis)([self.blobs[b] for b in layer.inputs])
 
     def add(self, layer: Layer) -> None:
         if layer.kind == "Split":
             self.blobs.update({out: self.blobs[layer.inputs[0]] for out in layer.outputs})
             return
         build = {"Convolution": self.convolution, "Eltwise": self.eltwise, "BinaryOp": self.binary,
-                 "Interp": self.interp, "Concat": self.concat}.get(layer.kind)
-        if build is None:
-            raise ValueError(f"{layer.name}: ncnn layer type {layer.kind} is not known")
+                 "Interp": self.interp, "Concat": self.concat}[layer.kind]
         self.blobs[layer.outputs[0]] = build(layer)
 
 
-def keras_model(param: Path, output_blob: str = "output", dtype: str = "float32") -> Any:
+def keras_model(param: Path, output_blob: str = "output") -> Any:
     """The ncnn model (.param, the .bin beside it) as a Keras model: (N, H, W, 3) in [0,1] -> (N, sH, sW, 3).
 
     Args:
         param: the .param file.
         output_blob: the ncnn blob the model's output is.
-        dtype: the layers' dtype (a Keras dtype policy name, e.g. 'mixed_bfloat16').
 
     Raises:
         ValueError: a layer or weight format that is not known, or a .bin of another size.
@@ -231,10 +238,9 @@ def keras_model(param: Path, output_blob: str = "output", dtype: str = "float32"
 
     weights = param.with_suffix(".bin")
     model = read_model(param, weights)
-    builder = KerasBuilder(keras, model, dtype)
+    builder = KerasBuilder(keras, model.weights)
     builder.blobs[model.input_blob] = inputs = keras.Input((None, None, 3), name="lr")
-    for layer in model.layers:
-        if layer.kind != "Input":
-            builder.add(layer)
+    for layer in model.body():
+        builder.add(layer)
     check_consumed(model.weights, weights)
     return keras.Model(inputs, builder.blobs[output_blob], name=param.stem)

@@ -19,14 +19,14 @@ class DiscriminatorWatch:
     """
 
     def __init__(self, window: int = WINDOW, floor: float = FLOOR) -> None:
-        self.floor = floor
+        self.window, self.floor = window, floor
         self.recent: deque[float] = deque(maxlen=window)
         self.reported = False
 
     def update(self, step: int, d_loss: float) -> str | None:
         """Feed one adversarial step's discriminator loss; returns the warning line when a collapse starts."""
         self.recent.append(d_loss)
-        if len(self.recent) < (self.recent.maxlen or 1):
+        if len(self.recent) < self.window:
             return None
         mean = sum(self.recent) / len(self.recent)
         if self.reported:
